@@ -1,0 +1,1 @@
+"""DyGen: learning from noisy labels via dynamics-enhanced generative modelling."""

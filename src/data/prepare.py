@@ -1,0 +1,118 @@
+"""data step: load -> subset -> train/validation split -> corrupt -> tokenise (cached).
+
+Sample order everywhere downstream: [train | validation | test], N_all samples.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from src.config import Config
+from src.data import noise as noise_lib
+from src.data.datasets import DATASETS, load_dataset
+from src.data.splits import stratified_subset, train_val_split
+from src.data.tokenize import Tokens, tokenize
+from src.outputs import atomic_save_npz
+
+log = logging.getLogger("dygen")
+
+
+@dataclass
+class PreparedData:
+    tokens: Tokens                 # N_all ragged token ids
+    texts: List[str]               # N_all texts
+    clean: np.ndarray              # (N_all,) clean/gold labels, -1 where unknown
+    noisy: np.ndarray              # (N_trval,) labels the method sees
+    n_train: int
+    n_val: int
+    class_names: List[str]
+    cache_file: Optional[Path] = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def n_trval(self) -> int:
+        return self.n_train + self.n_val
+
+    @property
+    def n_all(self) -> int:
+        return len(self.texts)
+
+    @property
+    def test_idx(self) -> np.ndarray:
+        return np.arange(self.n_trval, self.n_all)
+
+    def noise_rate(self, part: str) -> float:
+        sl = slice(0, self.n_train) if part == "train" else slice(self.n_train, self.n_trval)
+        clean = self.clean[sl]
+        if (clean < 0).any():
+            return float("nan")
+        return float((self.noisy[sl] != clean).mean())
+
+
+def data_cache_keys():
+    return ("dataset", "bert", "max_len", "noise_type", "noise_ratio", "seed",
+            "max_train_samples", "max_test_samples")
+
+
+def effective_max_len(cfg: Config) -> int:
+    return cfg.max_len if cfg.max_len is not None else DATASETS[cfg.dataset].max_len
+
+
+def prepare_data(cfg: Config, tokenizer, model_dir: str, device) -> PreparedData:
+    raw = load_dataset(cfg.dataset, Path(cfg.path))
+    C = len(raw.class_names)
+    seed = cfg.seed
+    # Subsets (stratified) of the official splits, then the seeded 80/20 carve.
+    tr_sub = stratified_subset(raw.train_labels, cfg.max_train_samples or len(raw.train_labels), seed)
+    te_sub = np.arange(len(raw.test_texts))
+    if cfg.max_test_samples and raw.test_labels is not None:
+        te_sub = stratified_subset(raw.test_labels, cfg.max_test_samples, seed)
+    tr_pos, va_pos = train_val_split(len(tr_sub), seed)
+    tr_idx, va_idx = tr_sub[tr_pos], tr_sub[va_pos]
+    texts = ([raw.train_texts[i] for i in tr_idx] + [raw.train_texts[i] for i in va_idx]
+             + [raw.test_texts[i] for i in te_sub])
+    test_gold = raw.test_labels[te_sub] if raw.test_labels is not None else np.full(len(te_sub), -1)
+    n_train, n_val = len(tr_idx), len(va_idx)
+
+    max_len = effective_max_len(cfg)
+    key = cfg.hash(data_cache_keys())
+    cache = Path(cfg.path) / cfg.dataset / "saved_data" / f"{key}.npz"
+    if cfg.saved_dataset == "y" and cache.exists():
+        with np.load(cache, allow_pickle=False) as z:
+            tokens = Tokens(z["ids"], z["offsets"])
+            clean, noisy = z["clean"], z["noisy"]
+        if len(tokens) == len(texts):
+            log.info("tokenised data from cache %s", cache)
+            return PreparedData(tokens, texts, clean, noisy, n_train, n_val, raw.class_names, cache)
+        log.warning("cache %s does not match the data; rebuilding", cache)
+
+    log.info("tokenising %d texts (max_len %d)", len(texts), max_len)
+    tokens = tokenize(texts, tokenizer, max_len)
+    trval_orig = np.concatenate([tr_idx, va_idx])
+    if raw.noisy_train_labels is not None:  # real noise: use the labels as given
+        noisy = raw.noisy_train_labels[trval_orig].astype(np.int64)
+        clean_trval = raw.train_labels[trval_orig] if raw.train_labels is not None else np.full(len(noisy), -1)
+    else:
+        clean_trval = raw.train_labels[trval_orig].astype(np.int64)
+        features = None
+        if cfg.noise_type == "IDN":
+            from src.data.features import mean_pooled_features
+            features = mean_pooled_features(model_dir, tokens.subset(np.arange(n_train + n_val)),
+                                            tokenizer.pad_token_id, device, cfg.eval_batch_size)
+        # Train and validation corrupted independently (SPEC section 1).
+        rng = np.random.default_rng(seed)
+        parts = []
+        for sl in (slice(0, n_train), slice(n_train, n_train + n_val)):
+            f = features[sl] if features is not None else None
+            parts.append(noise_lib.corrupt(clean_trval[sl], cfg.noise_type, cfg.noise_ratio, C, rng, f))
+        noisy = np.concatenate(parts)
+    clean = np.concatenate([clean_trval, test_gold]).astype(np.int64)
+    atomic_save_npz(cache, ids=tokens.ids, offsets=tokens.offsets, clean=clean, noisy=noisy)
+    return PreparedData(tokens, texts, clean, noisy, n_train, n_val, raw.class_names, cache)

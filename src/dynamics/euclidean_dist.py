@@ -1,0 +1,59 @@
+"""Dynamics: distances of samples to noisy-label class centroids, scores, flags.
+
+Centroids use only train+validation samples and their NOISY labels (never test, never
+clean labels): the authors' release leaked both into this step.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def class_centroids(emb: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C, D) mean embedding per label; NaN rows for classes with no sample."""
+    emb = np.asarray(emb, dtype=np.float64)
+    sums = np.zeros((num_classes, emb.shape[1]))
+    np.add.at(sums, labels, emb)
+    counts = np.bincount(labels, minlength=num_classes).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts[:, None]
+
+
+def centroid_distances(emb: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """(N, C) Euclidean distances (cdist, no N x C x D intermediate); inf for empty classes."""
+    present = ~np.isnan(centroids).any(1)
+    out = np.full((len(emb), len(centroids)), np.inf)
+    d = torch.cdist(torch.as_tensor(np.asarray(emb, dtype=np.float64)),
+                    torch.as_tensor(centroids[present]))
+    out[:, present] = d.numpy()
+    return out
+
+
+def own_label_distances(z: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """z: (E, N, D) one model's trajectory of the N train+val samples -> (E, N) distance of
+    each sample to the centroid of its own noisy label, per epoch."""
+    E, N = z.shape[0], z.shape[1]
+    out = np.zeros((E, N))
+    for e in range(E):
+        emb = np.asarray(z[e], dtype=np.float32)
+        dist = centroid_distances(emb, class_centroids(emb, labels, num_classes))
+        out[e] = dist[np.arange(N), labels]
+    return out
+
+
+def dynamics_score(own_dist: np.ndarray) -> np.ndarray:
+    """(E, N) -> (N,) mean over epochs + std over epochs (population std)."""
+    return own_dist.mean(0) + own_dist.std(0)
+
+
+def flag_top(scores: np.ndarray, n_flag: int) -> np.ndarray:
+    """Boolean mask of the n_flag highest scores (ties broken by index, stably)."""
+    mask = np.zeros(len(scores), dtype=bool)
+    if n_flag > 0:
+        order = np.argsort(-scores, kind="stable")
+        mask[order[:n_flag]] = True
+    return mask
+
+
+def n_to_flag(n: int, rate: float) -> int:
+    return int(np.floor(rate * n))

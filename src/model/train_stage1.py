@@ -1,0 +1,139 @@
+"""Stage 1: co-regularised fine-tuning of M models that records embedding trajectories.
+
+After every epoch each model embeds every sample (train, validation, test) in one
+inference pass that yields both the last layer's [CLS] vector and the softmax.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from src.data.tokenize import Tokens
+from src.model.loading import autocast
+
+log = logging.getLogger("dygen")
+
+
+@dataclass
+class Stage1Result:
+    z: np.ndarray            # (M, E, N_all, D) [CLS] trajectories (float16)
+    probs: np.ndarray        # (M, E, N_all, C) softmax after each epoch
+    best_epoch: int          # 0-based epoch with the best ensemble accuracy on NOISY validation labels
+    val_acc_noisy: List[float]
+    best_states: Optional[List[dict]] = None  # deep copies of the selected weights
+
+
+def coreg_alpha(step: int, total_steps: int, alpha_hi: float) -> float:
+    """CR warm-up: no agreement term during the first 10% of optimizer steps."""
+    return 0.0 if step < 0.1 * total_steps else alpha_hi
+
+
+def agreement_kl(logits: List[torch.Tensor]) -> torch.Tensor:
+    """mean over models of KL(p_bar || p_m), averaged over the batch."""
+    logp = torch.stack([F.log_softmax(l.float(), dim=-1) for l in logits])   # (M, B, C)
+    p_bar = logp.exp().mean(0)                                               # (B, C)
+    log_p_bar = torch.log(p_bar.clamp_min(1e-12))
+    kl = (p_bar.unsqueeze(0) * (log_p_bar.unsqueeze(0) - logp)).sum(-1)      # (M, B)
+    return kl.mean()
+
+
+def linear_warmup_decay(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return step / max(1, warmup)
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+@torch.inference_mode()
+def embed_pass(model, tokens: Tokens, pad_id: int, device, batch_size: int, desc: str = "embed"):
+    """[CLS] of the last layer (N, D) and softmax (N, C), dropout off; length-sorted batches."""
+    model.eval()
+    order = np.argsort(tokens.lengths(), kind="stable")
+    cls_out = probs_out = None
+    for s in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
+        idx = order[s:s + batch_size]
+        ids, mask = tokens.batch(idx, pad_id)
+        with autocast(device):
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True)
+        cls = out.hidden_states[-1][:, 0].float().cpu().numpy()
+        p = torch.softmax(out.logits.float(), -1).cpu().numpy()
+        if cls_out is None:
+            cls_out = np.zeros((len(tokens), cls.shape[1]), np.float32)
+            probs_out = np.zeros((len(tokens), p.shape[1]), np.float32)
+        cls_out[idx], probs_out[idx] = cls, p
+    return cls_out, probs_out
+
+
+def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, n_val: int,
+                 pad_id: int, device, *, epochs: int, lr: float, weight_decay: float,
+                 batch_size: int, eval_batch_size: int, alpha_t_hi: float, clip: float,
+                 seed: int, z_out: np.ndarray, keep_best: bool = True) -> Stage1Result:
+    """Fine-tune `models` on tokens[:n_train] with labels noisy[:n_train].
+
+    z_out: preallocated (M, E, N_all, D) array (a memory map) that receives the trajectories.
+    """
+    M = len(models)
+    n_all = len(tokens)
+    C = models[0].config.num_labels
+    for m in models:
+        m.to(device)
+    params = [p for m in models for p in m.parameters()]
+    opt = torch.optim.AdamW(params, lr=lr, eps=1e-8, weight_decay=weight_decay)
+    steps_per_epoch = math.ceil(n_train / batch_size)
+    total = epochs * steps_per_epoch
+    warmup = int(0.06 * total)
+    # Stepped once per optimizer step (the authors restarted it every epoch).
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: linear_warmup_decay(s, warmup, total))
+    gen = torch.Generator().manual_seed(seed)
+    y_train = torch.from_numpy(noisy[:n_train]).long()
+    val_noisy = noisy[n_train:n_train + n_val]
+    probs_all = np.zeros((M, epochs, n_all, C), np.float32)
+    val_acc, best_epoch, best_acc, best_states = [], -1, -1.0, None
+    step = 0
+    for epoch in range(epochs):
+        for m in models:
+            m.train()
+        perm = torch.randperm(n_train, generator=gen).numpy()
+        bar = tqdm(range(steps_per_epoch), desc=f"stage 1 epoch {epoch + 1}/{epochs}", leave=False)
+        for b in bar:
+            idx = perm[b * batch_size:(b + 1) * batch_size]
+            ids, mask = tokens.batch(idx, pad_id)
+            ids, mask, y = ids.to(device), mask.to(device), y_train[idx].to(device)
+            with autocast(device):
+                logits = [m(input_ids=ids, attention_mask=mask).logits for m in models]
+            ce = torch.stack([F.cross_entropy(l.float(), y) for l in logits]).mean()
+            alpha = coreg_alpha(step, total, alpha_t_hi)
+            loss = ce + alpha * agreement_kl(logits) if (M > 1 and alpha > 0) else ce
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"stage 1: loss is {loss.item()} at epoch {epoch + 1}, step {step}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip > 0:
+                for m in models:  # each model is its own network: clip its own gradient
+                    torch.nn.utils.clip_grad_norm_(m.parameters(), clip)
+            opt.step()
+            sched.step()
+            step += 1
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        for mi, m in enumerate(models):
+            cls, p = embed_pass(m, tokens, pad_id, device, eval_batch_size,
+                                desc=f"embed model {mi + 1}/{M} epoch {epoch + 1}")
+            z_out[mi, epoch] = cls.astype(z_out.dtype)
+            probs_all[mi, epoch] = p
+        ens_val = probs_all[:, epoch, n_train:n_train + n_val].mean(0).argmax(1)
+        acc = float((ens_val == val_noisy).mean()) if n_val else 0.0
+        val_acc.append(acc)
+        test_msg = ""
+        log.info("stage 1 epoch %d/%d: noisy-validation ensemble acc %.4f%s", epoch + 1, epochs, acc, test_msg)
+        if acc > best_acc:
+            best_acc, best_epoch = acc, epoch
+            if keep_best:  # real copies: the live models keep training
+                best_states = [{k: v.detach().cpu().clone() for k, v in m.state_dict().items()} for m in models]
+    return Stage1Result(z_out, probs_all, best_epoch, val_acc, best_states)

@@ -1,0 +1,221 @@
+"""Calls the steps in order, times them, and hands each result to the next:
+
+data -> stage 1 -> dynamics -> prior -> stage 2 -> evaluate -> outputs
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from src import stage1_cache
+from src.config import Config
+from src.data.prepare import effective_max_len, prepare_data
+from src.dynamics.euclidean_dist import dynamics_score, flag_top, n_to_flag, own_label_distances
+from src.model import evaluate as ev
+from src.model.generate_prior import dirichlet_prior, knn_proba
+from src.model.loading import load_classifier, load_tokenizer, pick_device, resolve_model_dir
+from src.model.train_stage1 import train_stage1
+from src.model.train_stage2 import train_stage2
+from src import outputs
+
+log = logging.getLogger("dygen")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def timed(timings: dict, name: str):
+    t0 = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - t0, 3)
+
+
+def trajectory_features(z_m: np.ndarray) -> np.ndarray:
+    """(E, N, D) -> (N, E*D): each sample's whole trajectory as one vector."""
+    E, N, D = z_m.shape
+    return np.ascontiguousarray(np.asarray(z_m, dtype=np.float32).transpose(1, 0, 2).reshape(N, E * D))
+
+
+def run(cfg: Config) -> dict:
+    t_start = time.perf_counter()
+    timings: dict = {}
+    seed_everything(cfg.seed)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    device = pick_device(cfg.device)
+    model_dir = resolve_model_dir(cfg.bert)
+
+    # ---- data ----
+    with timed(timings, "data"):
+        tokenizer = load_tokenizer(model_dir)
+        data = prepare_data(cfg, tokenizer, model_dir, device)
+    C, n_tr, n_va, n_trval = data.num_classes, data.n_train, data.n_val, data.n_trval
+    if cfg.selected_class > C:
+        from src.errors import UserError
+        raise UserError(f"--selected_class ({cfg.selected_class}) exceeds the number of classes ({C})")
+    log.info("%s: %d classes; %d train / %d validation / %d test; max_len %d; device %s",
+             cfg.dataset, C, n_tr, n_va, len(data.test_idx), effective_max_len(cfg), device)
+    noise = {"train": data.noise_rate("train"), "validation": data.noise_rate("val")}
+    log.info("realised noise rate (%s %.2f): train %.4f, validation %.4f",
+             cfg.noise_type, cfg.noise_ratio, noise["train"], noise["validation"])
+
+    # ---- stage 1 ----
+    with timed(timings, "stage1"):
+        s1 = stage1_cache.load_stage1(cfg, data.n_all, C)
+        cached = s1 is not None
+        if s1 is None:
+            models = [load_classifier(model_dir, C, cfg.seed + m) for m in range(cfg.n_model)]
+            D = models[0].config.hidden_size
+            z = stage1_cache.new_trajectory_file(cfg, (cfg.n_model, cfg.epochs, data.n_all, D))
+            torch.manual_seed(cfg.seed)
+            s1 = train_stage1(models, data.tokens, data.noisy, n_tr, n_va, tokenizer.pad_token_id, device,
+                              epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                              batch_size=cfg.train_batch_size, eval_batch_size=cfg.eval_batch_size,
+                              alpha_t_hi=cfg.alpha_t_hi, clip=cfg.clip_gradient_norm, seed=cfg.seed,
+                              z_out=z, keep_best=cfg.save_model)
+            stage1_cache.save_stage1(cfg, s1)
+            if cfg.save_model:
+                wdir = Path(cfg.model_dir) / stage1_cache.stage1_dir(cfg).name
+                wdir.mkdir(parents=True, exist_ok=True)
+                for m, state in enumerate(s1.best_states):
+                    torch.save(state, wdir / f"stage1_model{m}_epoch{s1.best_epoch + 1}.pt")
+            del models
+    best = s1.best_epoch
+    test = data.test_idx
+    test_gold = data.clean[test]
+    has_gold = bool(len(test)) and (test_gold >= 0).all()
+    p_noisy_test = s1.probs[:, best][:, test]                        # (M, N_test, C)
+    base_probs = p_noisy_test.mean(0)
+    log.info("stage 1: selected epoch %d (noisy-validation acc %.4f)%s", best + 1,
+             s1.val_acc_noisy[best], " [cached]" if cached else "")
+
+    # ---- dynamics ----
+    trval = slice(0, n_trval)
+    noisy = data.noisy
+    with timed(timings, "dynamics"):
+        scores = np.stack([dynamics_score(own_label_distances(s1.z[m][:, trval], noisy, C))
+                           for m in range(cfg.n_model)])             # (M, N_trval)
+        n_flag = n_to_flag(n_trval, cfg.noise_ratio)
+        flags = np.stack([flag_top(s, n_flag) for s in scores])      # (M, N_trval)
+
+    # ---- prior ----
+    with timed(timings, "prior"):
+        e0 = cfg.prior_epoch - 1
+        alpha_p = np.stack([
+            dirichlet_prior(knn_proba(np.asarray(s1.z[m, e0, trval], np.float32), noisy, ~flags[m], C, cfg.k),
+                            cfg.knn_mode, cfg.prior_norm, cfg.selected_class)
+            for m in range(cfg.n_model)])                            # (M, N_trval, C)
+
+    # ---- stage 2 ----
+    with timed(timings, "stage2"):
+        w_all = [trajectory_features(s1.z[m]) for m in range(cfg.n_model)]   # M x (N_all, E*D)
+        epoch_acc = []
+
+        def record(epoch, vaes):  # per-epoch test accuracy, for inspection only (never selection)
+            if has_gold:
+                q = np.stack([ev.q_all_candidates(v, w_all[m][test], C) for m, v in enumerate(vaes)])
+                epoch_acc.append(float((ev.posterior(p_noisy_test, q).argmax(1) == test_gold).mean()))
+
+        vaes = train_stage2([w[trval] for w in w_all], noisy, alpha_p, C, epochs=cfg.T, lr=cfg.vae_lr,
+                            batch_size=cfg.vae_batch_size, softplus_beta=cfg.softplus_beta, beta=cfg.beta,
+                            lambda_t=cfg.lambda_t, warmup_fraction=cfg.warmup_epochs, seed=cfg.seed,
+                            on_epoch_end=record)
+
+    # ---- evaluate ----
+    with timed(timings, "evaluate"):
+        q_test = np.stack([ev.q_all_candidates(v, w_all[m][test], C) for m, v in enumerate(vaes)])
+        dygen_probs = ev.posterior(p_noisy_test, q_test)
+        q_trval = np.stack([ev.q_all_candidates(v, w_all[m][trval], C) for m, v in enumerate(vaes)])
+        corrected = ev.corrected_distribution(q_trval, noisy)        # (N_trval, C)
+        metrics = {"n_train": n_tr, "n_validation": n_va, "n_test": int(len(test)), "num_classes": C,
+                   "realised_noise_rate": noise, "stage1_best_epoch": best + 1,
+                   "stage1_val_acc_noisy": s1.val_acc_noisy, "stage1_cached": cached,
+                   "n_flagged": int(n_flag)}
+        if has_gold:
+            metrics["base"] = ev.classification_metrics(base_probs, test_gold)
+            metrics["dygen"] = ev.classification_metrics(dygen_probs, test_gold)
+            metrics["dygen_test_acc_per_epoch"] = epoch_acc
+        clean_trval = data.clean[trval]
+        if (clean_trval >= 0).all():
+            is_noisy = noisy != clean_trval
+            mean_score = scores.mean(0)
+            metrics["noise_detection"] = ev.detection_metrics(flag_top(mean_score, n_flag), mean_score, is_noisy)
+            metrics["noise_detection_per_model"] = [ev.detection_metrics(f, s, is_noisy)
+                                                    for f, s in zip(flags, scores)]
+            metrics["label_correction"] = {
+                "given_label_acc": float((noisy == clean_trval).mean()),
+                "dygen_label_acc": float((corrected.argmax(1) == clean_trval).mean())}
+
+    # ---- outputs ----
+    with timed(timings, "outputs"):
+        run_dir = outputs.new_run_dir(Path(cfg.output_dir),
+                                      f"{cfg.dataset}-{cfg.noise_type}{cfg.noise_ratio}-seed{cfg.seed}")
+        metrics["timings_s"] = timings
+        metrics["run_dir"] = str(run_dir)
+        outputs.atomic_write_json(run_dir / "config.json", cfg.to_dict())
+        write_corrected_labels(run_dir / "corrected_labels.csv", data, corrected, scores.mean(0),
+                               flags.any(0))
+        acc_arr = np.asarray(metrics.get("dygen_test_acc_per_epoch", []), dtype=np.float64)
+        outputs.atomic_save_npy(run_dir / f"dygen_acc_{cfg.noise_ratio}_{cfg.T}.npy", acc_arr)
+        top = Path(cfg.output_dir) / f"dygen_acc_{cfg.noise_ratio}_{cfg.T}.npy"
+        if top.exists():  # never overwrite an earlier run's file
+            top = top.with_name(f"dygen_acc_{cfg.noise_ratio}_{cfg.T}-{run_dir.name}.npy")
+        outputs.atomic_save_npy(top, acc_arr)
+        if has_gold:
+            outputs.append_results_log(Path(cfg.output_dir) / f"{cfg.dataset}-results.logs", cfg.to_dict(),
+                                       metrics["base"]["accuracy"], metrics["dygen"]["accuracy"])
+        if cfg.save_model:
+            wdir = Path(cfg.model_dir) / run_dir.name
+            wdir.mkdir(parents=True, exist_ok=True)
+            for m, v in enumerate(vaes):
+                torch.save(v.state_dict(), wdir / f"stage2_vae{m}.pt")
+    timings["total"] = round(time.perf_counter() - t_start, 3)
+    outputs.atomic_write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def write_corrected_labels(path, data, corrected: np.ndarray, score: np.ndarray, flagged: np.ndarray):
+    names = data.class_names
+    n_tr = data.n_train
+    header = ["row", "split", "text", "given_label", "dygen_label", "confidence", "dynamics_score",
+              "flagged", "clean_label"]
+    rows = []
+    for i in range(data.n_trval):
+        clean = data.clean[i]
+        rows.append([i, "train" if i < n_tr else "validation", data.texts[i][:200].replace("\n", " "),
+                     names[data.noisy[i]], names[corrected[i].argmax()], f"{corrected[i].max():.4f}",
+                     f"{score[i]:.4f}", int(flagged[i]), names[clean] if clean >= 0 else ""])
+    outputs.write_csv(path, header, rows)
+
+
+def summary_table(metrics: dict) -> str:
+    lines = []
+    if "base" in metrics:
+        lines.append(f"{'':22s}{'accuracy':>10s}{'macro-F1':>10s}{'ECE':>8s}")
+        for name in ("base", "dygen"):
+            m = metrics[name]
+            lines.append(f"{'test ' + ('base (stage 1)' if name == 'base' else 'DyGen'):22s}"
+                         f"{m['accuracy']:10.4f}{m['macro_f1']:10.4f}{m['ece']:8.4f}")
+    nr = metrics["realised_noise_rate"]
+    lines.append(f"realised noise rate   train {nr['train']:.4f}  validation {nr['validation']:.4f}")
+    if "noise_detection" in metrics:
+        d = metrics["noise_detection"]
+        auroc = f"{d['auroc']:.4f}" if d["auroc"] is not None else "n/a"
+        lines.append(f"noise detection       P {d['precision']:.4f}  R {d['recall']:.4f}  "
+                     f"F1 {d['f1']:.4f}  AUROC {auroc}")
+        lc = metrics["label_correction"]
+        lines.append(f"train+val label acc   given {lc['given_label_acc']:.4f}  DyGen {lc['dygen_label_acc']:.4f}")
+    t = metrics["timings_s"]
+    lines.append("time (s)              " + "  ".join(f"{k} {v:.1f}" for k, v in t.items()))
+    lines.append(f"run folder            {metrics['run_dir']}")
+    return "\n".join(lines)
