@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
@@ -97,8 +98,16 @@ PRESETS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's own errors (unknown flag, bad type, bad choice) become a UserError, so
+    main.py reports them like every other user error: one line, exit code 2."""
+
+    def error(self, message):
+        raise UserError(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="main.py",
         description="DyGen (KDD 2023): learn from noisy labels with training dynamics and a "
                     "Dirichlet VAE. Fine-tunes M co-regularised language models on noisy labels "
@@ -177,4 +186,18 @@ def validate(cfg: Config) -> Config:
             raise UserError(f"--{name} must be >= 0 (got {getattr(cfg, name)})")
     if not cfg.softplus_beta > 0:
         raise UserError(f"--softplus_beta must be > 0 (got {cfg.softplus_beta})")
+    validate_more(cfg)
     return cfg
+
+
+def validate_more(cfg: Config) -> None:
+    """Checks beyond the simple ranges: finite numbers, seed range, a known dataset."""
+    for f in fields(Config):
+        v = getattr(cfg, f.name)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise UserError(f"--{f.name} must be a finite number (got {v})")
+    if not 0 <= cfg.seed < 2 ** 32:
+        raise UserError(f"--seed must be in [0, 2**32) (got {cfg.seed})")
+    from src.data.datasets import DATASETS  # here: src.data imports this module
+    if cfg.dataset not in DATASETS:
+        raise UserError(f"unknown --dataset {cfg.dataset!r}; known: {', '.join(sorted(DATASETS))}")

@@ -47,6 +47,12 @@ def atomic_save_npz(path: Path, **arrays) -> Path:
     return _atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
+def atomic_torch_save(path: Path, obj) -> Path:
+    """torch.save through a temporary file; read it back with torch.load(weights_only=True)."""
+    import torch
+    return _atomic_write(path, lambda fh: torch.save(obj, fh))
+
+
 def _jsonable(o):
     if isinstance(o, (np.integer,)):
         return int(o)

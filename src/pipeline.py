@@ -4,6 +4,7 @@ data -> stage 1 -> dynamics -> prior -> stage 2 -> evaluate -> outputs
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from src import stage1_cache
+from src import preflight, stage1_cache
 from src.config import Config
 from src.data.prepare import effective_max_len, prepare_data
 from src.dynamics.euclidean_dist import dynamics_score, flag_top, n_to_flag, own_label_distances
@@ -51,18 +52,19 @@ def run(cfg: Config) -> dict:
     t_start = time.perf_counter()
     timings: dict = {}
     seed_everything(cfg.seed)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    if not os.environ.get("OMP_NUM_THREADS"):  # an explicit OMP_NUM_THREADS is respected
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
     device = pick_device(cfg.device)
     model_dir = resolve_model_dir(cfg.bert)
+    model_cfg = preflight.check_paths(cfg, model_dir, effective_max_len(cfg))
 
     # ---- data ----
     with timed(timings, "data"):
         tokenizer = load_tokenizer(model_dir)
-        data = prepare_data(cfg, tokenizer, model_dir, device)
+        with preflight.user_errors(f"cannot read dataset {cfg.dataset}"):
+            data = prepare_data(cfg, tokenizer, model_dir, device)
     C, n_tr, n_va, n_trval = data.num_classes, data.n_train, data.n_val, data.n_trval
-    if cfg.selected_class > C:
-        from src.errors import UserError
-        raise UserError(f"--selected_class ({cfg.selected_class}) exceeds the number of classes ({C})")
+    check_prepared(cfg, data, model_cfg, model_dir)
     log.info("%s: %d classes; %d train / %d validation / %d test; max_len %d; device %s",
              cfg.dataset, C, n_tr, n_va, len(data.test_idx), effective_max_len(cfg), device)
     noise = {"train": data.noise_rate("train"), "validation": data.noise_rate("val")}
@@ -72,23 +74,31 @@ def run(cfg: Config) -> dict:
     # ---- stage 1 ----
     with timed(timings, "stage1"):
         s1 = stage1_cache.load_stage1(cfg, data.n_all, C)
-        cached = s1 is not None
+        cached, resumed_from = s1 is not None, None
         if s1 is None:
             models = [load_classifier(model_dir, C, cfg.seed + m) for m in range(cfg.n_model)]
             D = models[0].config.hidden_size
-            z = stage1_cache.new_trajectory_file(cfg, (cfg.n_model, cfg.epochs, data.n_all, D))
+            z, resume = stage1_cache.open_stage1(cfg, (cfg.n_model, cfg.epochs, data.n_all, D))
+            resumed_from = int(resume["epoch"]) if resume is not None else None
             torch.manual_seed(cfg.seed)
-            s1 = train_stage1(models, data.tokens, data.noisy, n_tr, n_va, tokenizer.pad_token_id, device,
-                              epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                              batch_size=cfg.train_batch_size, eval_batch_size=cfg.eval_batch_size,
-                              alpha_t_hi=cfg.alpha_t_hi, clip=cfg.clip_gradient_norm, seed=cfg.seed,
-                              z_out=z, keep_best=cfg.save_model)
+            try:
+                s1 = train_stage1(models, data.tokens, data.noisy, n_tr, n_va, tokenizer.pad_token_id, device,
+                                  epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  batch_size=cfg.train_batch_size, eval_batch_size=cfg.eval_batch_size,
+                                  alpha_t_hi=cfg.alpha_t_hi, clip=cfg.clip_gradient_norm, seed=cfg.seed,
+                                  z_out=z, keep_best=cfg.save_model, resume=resume,
+                                  on_epoch_end=stage1_cache.checkpoint_writer(cfg, z))
+            except KeyboardInterrupt:
+                prog = stage1_cache.ckpt_path(cfg).parent / "progress.json"
+                done = json.loads(prog.read_text())["epoch"] if prog.exists() else 0
+                log.warning("stage 1 interrupted; %d/%d epochs are checkpointed in %s", done, cfg.epochs,
+                            stage1_cache.stage1_dir(cfg))
+                raise
             stage1_cache.save_stage1(cfg, s1)
             if cfg.save_model:
                 wdir = Path(cfg.model_dir) / stage1_cache.stage1_dir(cfg).name
-                wdir.mkdir(parents=True, exist_ok=True)
                 for m, state in enumerate(s1.best_states):
-                    torch.save(state, wdir / f"stage1_model{m}_epoch{s1.best_epoch + 1}.pt")
+                    outputs.atomic_torch_save(wdir / f"stage1_model{m}_epoch{s1.best_epoch + 1}.pt", state)
             del models
     best = s1.best_epoch
     test = data.test_idx
@@ -140,6 +150,7 @@ def run(cfg: Config) -> dict:
         metrics = {"n_train": n_tr, "n_validation": n_va, "n_test": int(len(test)), "num_classes": C,
                    "realised_noise_rate": noise, "stage1_best_epoch": best + 1,
                    "stage1_val_acc_noisy": s1.val_acc_noisy, "stage1_cached": cached,
+                   "stage1_resumed_after_epoch": resumed_from,
                    "n_flagged": int(n_flag)}
         if has_gold:
             metrics["base"] = ev.classification_metrics(base_probs, test_gold)
@@ -176,12 +187,26 @@ def run(cfg: Config) -> dict:
                                        metrics["base"]["accuracy"], metrics["dygen"]["accuracy"])
         if cfg.save_model:
             wdir = Path(cfg.model_dir) / run_dir.name
-            wdir.mkdir(parents=True, exist_ok=True)
             for m, v in enumerate(vaes):
-                torch.save(v.state_dict(), wdir / f"stage2_vae{m}.pt")
+                outputs.atomic_torch_save(wdir / f"stage2_vae{m}.pt", v.state_dict())
     timings["total"] = round(time.perf_counter() - t_start, 3)
     outputs.atomic_write_json(run_dir / "metrics.json", metrics)
     return metrics
+
+
+def check_prepared(cfg: Config, data, model_cfg: dict, model_dir: str) -> None:
+    """Checks that need the data (classes, sample counts); then the disk/memory estimate."""
+    from src.errors import UserError
+    C = data.num_classes
+    if cfg.selected_class > C:
+        raise UserError(f"--selected_class ({cfg.selected_class}) exceeds the number of classes ({C})")
+    if data.n_train < 1 or data.n_val < 1:
+        raise UserError(f"{data.n_train} training / {data.n_val} validation samples: need at least one of "
+                        f"each (raise --max_train_samples)")
+    d = stage1_cache.stage1_dir(cfg)
+    on_disk = sum(f.stat().st_size for f in d.rglob("*") if f.is_file()) if d.exists() else 0
+    hidden = int(model_cfg.get("hidden_size", 768))
+    preflight.check_resources(cfg, data.n_all, C, hidden, preflight.weight_bytes(model_dir), on_disk)
 
 
 def write_corrected_labels(path, data, corrected: np.ndarray, score: np.ndarray, flagged: np.ndarray):

@@ -65,6 +65,27 @@ def effective_max_len(cfg: Config) -> int:
     return cfg.max_len if cfg.max_len is not None else DATASETS[cfg.dataset].max_len
 
 
+def load_token_cache(cache: Path, key: str, n_all: int, n_trval: int, num_classes: int):
+    """(tokens, clean, noisy) from a tokenised cache, or None (reported) when it is corrupt,
+    made by another configuration, or of the wrong shape."""
+    try:
+        with np.load(cache, allow_pickle=False) as z:
+            if str(z["config_hash"]) != key:
+                raise ValueError(f"configuration hash {str(z['config_hash'])!r} is not {key!r}")
+            tokens = Tokens(z["ids"], z["offsets"])
+            clean, noisy = z["clean"], z["noisy"]
+        ok = (len(tokens) == n_all and len(clean) == n_all and len(noisy) == n_trval
+              and tokens.offsets[0] == 0 and tokens.offsets[-1] == len(tokens.ids)
+              and (np.diff(tokens.offsets) >= 0).all() and ((noisy >= 0) & (noisy < num_classes)).all())
+        if not ok:
+            raise ValueError("shapes do not match the data")
+    except Exception as e:  # noqa: BLE001 - a bad cache is rebuilt, never used
+        log.warning("tokenised cache %s is unusable (%s: %s); rebuilding", cache, type(e).__name__,
+                    str(e).splitlines()[0] if str(e) else "")
+        return None
+    return tokens, clean, noisy
+
+
 def prepare_data(cfg: Config, tokenizer, model_dir: str, device) -> PreparedData:
     raw = load_dataset(cfg.dataset, Path(cfg.path))
     C = len(raw.class_names)
@@ -85,13 +106,11 @@ def prepare_data(cfg: Config, tokenizer, model_dir: str, device) -> PreparedData
     key = cfg.hash(data_cache_keys())
     cache = Path(cfg.path) / cfg.dataset / "saved_data" / f"{key}.npz"
     if cfg.saved_dataset == "y" and cache.exists():
-        with np.load(cache, allow_pickle=False) as z:
-            tokens = Tokens(z["ids"], z["offsets"])
-            clean, noisy = z["clean"], z["noisy"]
-        if len(tokens) == len(texts):
+        hit = load_token_cache(cache, key, len(texts), n_train + n_val, C)
+        if hit is not None:
             log.info("tokenised data from cache %s", cache)
+            tokens, clean, noisy = hit
             return PreparedData(tokens, texts, clean, noisy, n_train, n_val, raw.class_names, cache)
-        log.warning("cache %s does not match the data; rebuilding", cache)
 
     log.info("tokenising %d texts (max_len %d)", len(texts), max_len)
     tokens = tokenize(texts, tokenizer, max_len)
@@ -114,5 +133,6 @@ def prepare_data(cfg: Config, tokenizer, model_dir: str, device) -> PreparedData
             parts.append(noise_lib.corrupt(clean_trval[sl], cfg.noise_type, cfg.noise_ratio, C, rng, f))
         noisy = np.concatenate(parts)
     clean = np.concatenate([clean_trval, test_gold]).astype(np.int64)
-    atomic_save_npz(cache, ids=tokens.ids, offsets=tokens.offsets, clean=clean, noisy=noisy)
+    atomic_save_npz(cache, ids=tokens.ids, offsets=tokens.offsets, clean=clean, noisy=noisy,
+                    config_hash=np.array(key))
     return PreparedData(tokens, texts, clean, noisy, n_train, n_val, raw.class_names, cache)

@@ -5,11 +5,11 @@ inference pass that yields both the last layer's [CLS] vector and the softmax.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import math
+import random
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 import torch
@@ -74,10 +74,15 @@ def embed_pass(model, tokens: Tokens, pad_id: int, device, batch_size: int, desc
 def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, n_val: int,
                  pad_id: int, device, *, epochs: int, lr: float, weight_decay: float,
                  batch_size: int, eval_batch_size: int, alpha_t_hi: float, clip: float,
-                 seed: int, z_out: np.ndarray, keep_best: bool = True) -> Stage1Result:
+                 seed: int, z_out: np.ndarray, keep_best: bool = True,
+                 resume: Optional[dict] = None,
+                 on_epoch_end: Optional[Callable[[dict], None]] = None) -> Stage1Result:
     """Fine-tune `models` on tokens[:n_train] with labels noisy[:n_train].
 
     z_out: preallocated (M, E, N_all, D) array (a memory map) that receives the trajectories.
+    on_epoch_end(state): called after every epoch with everything needed to resume
+    (see `training_state`); resume: such a state, to continue after its last epoch
+    (z_out must then already hold the finished epochs).
     """
     M = len(models)
     n_all = len(tokens)
@@ -96,8 +101,19 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
     val_noisy = noisy[n_train:n_train + n_val]
     probs_all = np.zeros((M, epochs, n_all, C), np.float32)
     val_acc, best_epoch, best_acc, best_states = [], -1, -1.0, None
-    step = 0
-    for epoch in range(epochs):
+    step, start = 0, 0
+    if resume is not None:
+        start, step = int(resume["epoch"]), int(resume["step"])
+        for m, sd in zip(models, resume["models"]):
+            m.load_state_dict(sd)
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        probs_all[:, :start] = resume["probs"].numpy()
+        val_acc = [float(a) for a in resume["val_acc"]]
+        best_epoch, best_acc = int(resume["best_epoch"]), float(resume["best_acc"])
+        best_states = resume.get("best_states")
+        set_rng_states(resume["rng"], gen, device)
+    for epoch in range(start, epochs):
         for m in models:
             m.train()
         perm = torch.randperm(n_train, generator=gen).numpy()
@@ -125,7 +141,11 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
         for mi, m in enumerate(models):
             cls, p = embed_pass(m, tokens, pad_id, device, eval_batch_size,
                                 desc=f"embed model {mi + 1}/{M} epoch {epoch + 1}")
-            z_out[mi, epoch] = cls.astype(z_out.dtype)
+            cls = cls.astype(z_out.dtype)
+            if not (np.isfinite(cls).all() and np.isfinite(p).all()):
+                raise FloatingPointError(f"stage 1: model {mi + 1}'s embeddings or probabilities after epoch "
+                                         f"{epoch + 1} are not finite (NaN, or beyond float16 range)")
+            z_out[mi, epoch] = cls
             probs_all[mi, epoch] = p
         ens_val = probs_all[:, epoch, n_train:n_train + n_val].mean(0).argmax(1)
         acc = float((ens_val == val_noisy).mean()) if n_val else 0.0
@@ -136,4 +156,42 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
             best_acc, best_epoch = acc, epoch
             if keep_best:  # real copies: the live models keep training
                 best_states = [{k: v.detach().cpu().clone() for k, v in m.state_dict().items()} for m in models]
+        if on_epoch_end is not None:
+            on_epoch_end(training_state(epoch + 1, step, models, opt, sched, gen, device, probs_all,
+                                        val_acc, best_epoch, best_acc, best_states))
     return Stage1Result(z_out, probs_all, best_epoch, val_acc, best_states)
+
+
+def training_state(n_done: int, step: int, models, opt, sched, gen, device, probs_all, val_acc,
+                   best_epoch, best_acc, best_states) -> dict:
+    """Everything train_stage1 needs to continue after `n_done` finished epochs; plain
+    tensors, numbers and lists only, so torch.load(weights_only=True) reads it back."""
+    return {"epoch": n_done, "step": step,
+            "models": [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in models],
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "rng": get_rng_states(gen, device),
+            "probs": torch.from_numpy(probs_all[:, :n_done].copy()),
+            "val_acc": list(val_acc), "best_epoch": best_epoch, "best_acc": best_acc,
+            "best_states": best_states}
+
+
+def get_rng_states(gen: torch.Generator, device) -> dict:
+    """The batch-shuffling generator, torch's global RNG (dropout), numpy's and Python's."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    states = {"generator": gen.get_state(), "torch": torch.get_rng_state(),
+              "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                        "has_gauss": int(has_gauss), "gauss": float(gauss)},
+              "python": random.getstate()}
+    if torch.device(device).type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict, gen: torch.Generator, device) -> None:
+    gen.set_state(states["generator"])
+    torch.set_rng_state(states["torch"])
+    n = states["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    random.setstate(states["python"])
+    if torch.device(device).type == "cuda" and "cuda" in states:
+        torch.cuda.set_rng_state_all(states["cuda"])
