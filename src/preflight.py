@@ -19,6 +19,8 @@ from src.errors import UserError
 
 log = logging.getLogger("dygen")
 
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
+                   "sentencepiece.bpe.model")
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
 SKIP_ENV = "DYGEN_SKIP_RESOURCE_CHECK"  # =1: warn instead of refusing on disk/memory
@@ -38,18 +40,23 @@ def _writable_dir(path: Path, flag: str) -> None:
         raise UserError(f"{flag} {path} is not a writable directory ({e.strerror or e})") from None
 
 
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UserError(f"--bert: cannot read {path} ({e.strerror or e})") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"--bert: {path} is not valid JSON ({str(e).splitlines()[0]})") from None
+
+
 def model_config(model_dir: str) -> dict:
-    """config.json of a local model folder, checked readable and parseable; {} for a hub name."""
+    """config.json of a local model folder, checked readable and parseable, with weights and
+    tokenizer files present; {} for a hub name."""
     d = Path(model_dir)
     if not d.is_dir():
         return {}
     cfg_file = d / "config.json"
-    try:
-        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise UserError(f"--bert: cannot read {cfg_file} ({e.strerror or e})") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"--bert: {cfg_file} is not valid JSON ({str(e).splitlines()[0]})") from None
+    cfg = _read_json(cfg_file)
     if not isinstance(cfg, dict) or "model_type" not in cfg:
         raise UserError(f"--bert: {cfg_file} has no model_type (not a transformers model folder)")
     weights = [d / f for f in WEIGHT_FILES if (d / f).exists()]
@@ -58,12 +65,27 @@ def model_config(model_dir: str) -> dict:
     for w in weights:
         if not os.access(w, os.R_OK):
             raise UserError(f"--bert: {w} is not readable")
+    if not any((d / f).exists() for f in TOKENIZER_FILES):
+        raise UserError(f"--bert: {d} holds no tokenizer (expected one of {', '.join(TOKENIZER_FILES)})")
+    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (d / f).exists():
+            _read_json(d / f)
     return cfg
+
+
+def check_tokenizer(tokenizer, model_dir: str) -> None:
+    """A tokenizer that maps ordinary words to [UNK] has lost its vocabulary."""
+    ids = tokenizer("the", add_special_tokens=False)["input_ids"]
+    if len(tokenizer) < 100 or (ids and ids[0] == tokenizer.unk_token_id):
+        raise UserError(f"--bert {model_dir}: the tokenizer has no usable vocabulary ({len(tokenizer)} tokens)")
 
 
 def check_paths(cfg: Config, model_dir: str, max_len: int) -> dict:
     """Model folder present and readable, max_len within its positions, output folders writable.
     Returns the model's config.json ({} for a hub name)."""
+    b = str(cfg.bert)
+    if not Path(model_dir).is_dir() and (b.startswith(("/", ".", "~")) or b.count("/") > 1):
+        raise UserError(f"--bert {b}: no such directory")
     mcfg = model_config(model_dir)
     n_pos = mcfg.get("max_position_embeddings")
     if isinstance(n_pos, int) and max_len > n_pos:

@@ -16,6 +16,7 @@ from src.data import noise as noise_lib
 from src.data.datasets import DATASETS, load_dataset
 from src.data.splits import stratified_subset, train_val_split
 from src.data.tokenize import Tokens, tokenize
+from src.errors import UserError
 from src.outputs import atomic_save_npz
 
 log = logging.getLogger("dygen")
@@ -90,6 +91,9 @@ def prepare_data(cfg: Config, tokenizer, model_dir: str, device) -> PreparedData
     raw = load_dataset(cfg.dataset, Path(cfg.path))
     C = len(raw.class_names)
     seed = cfg.seed
+    for flag, n in (("--max_train_samples", cfg.max_train_samples), ("--max_test_samples", cfg.max_test_samples)):
+        if n is not None and n < C:  # a stratified subset keeps at least one sample per class
+            raise UserError(f"{flag} {n} is smaller than the number of classes ({C})")
     # Subsets (stratified) of the official splits, then the seeded 80/20 carve.
     tr_sub = stratified_subset(raw.train_labels, cfg.max_train_samples or len(raw.train_labels), seed)
     te_sub = np.arange(len(raw.test_texts))
