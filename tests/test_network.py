@@ -1,0 +1,40 @@
+import numpy as np
+import torch
+
+from src.model.network import DirichletCVAE, coreg_kl, dirichlet_kl, dirichlet_sample_approx, true_label_posterior
+
+
+def test_dirichlet_kl_zero_at_prior_positive_elsewhere():
+    torch.manual_seed(0)
+    ap = torch.rand(64, 5) * 5 + 1.2
+    assert torch.allclose(dirichlet_kl(ap.clone(), ap), torch.zeros(64), atol=1e-5)
+    other = ap + torch.rand(64, 5) * 3 + 0.1
+    assert (dirichlet_kl(other, ap) > 0).all()
+    assert (dirichlet_kl(torch.full((4, 5), 1.5), torch.full((4, 5), 3.0)) > 0).all()
+
+
+def test_coreg_zero_when_models_agree_positive_otherwise():
+    a = torch.rand(8, 4) + 1.5
+    assert coreg_kl([a, a.clone(), a.clone()]).abs() < 1e-6
+    assert coreg_kl([a, a.flip(-1)]) > 0
+
+
+def test_sample_approx_is_the_inverse_gamma_cdf_small_alpha_limit():
+    alpha = torch.tensor([[1.5, 3.0, 10.0]])
+    u = torch.tensor([[0.3, 0.5, 0.9]])
+    expect = torch.exp((torch.log(u * alpha) + torch.lgamma(alpha)) / alpha)
+    assert torch.allclose(dirichlet_sample_approx(alpha, u), expect)
+    assert torch.all(dirichlet_sample_approx(alpha, torch.zeros_like(alpha)) >= 0)
+
+
+def test_alpha_bounds_and_posterior_simplex():
+    torch.manual_seed(0)
+    vae = DirichletCVAE(12, 4)
+    w = torch.randn(16, 12) * 100
+    y = torch.nn.functional.one_hot(torch.randint(0, 4, (16,)), 4).float()
+    alpha = vae.alpha(w, y)
+    assert torch.isfinite(alpha).all() and (alpha > 1 + 1 / 4 - 1e-6).all()
+    q = true_label_posterior(alpha)
+    assert torch.allclose(q.sum(-1), torch.ones(16)) and (q >= 0).all()
+    recon, a2 = vae(w, y)
+    assert recon.shape == (16, 4) and torch.isfinite(recon).all()
