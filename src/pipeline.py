@@ -51,7 +51,6 @@ def run(cfg: Config) -> dict:
     t_start = time.perf_counter()
     timings: dict = {}
     seed_everything(cfg.seed)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
     device = pick_device(cfg.device)
     model_dir = resolve_model_dir(cfg.bert)
 
