@@ -93,7 +93,7 @@ PRESETS = {
     "paper": dict(epochs=10, lr=1e-4, train_batch_size=64, vae_epochs=10, lambda_t=1.0,
                   max_len=150, n_model=2),
     # Same method on a stratified subset sized for <= 10 minutes on 2 CPU cores.
-    "quick": dict(max_train_samples=500, max_test_samples=400, max_len=64, epochs=4,
+    "quick": dict(max_train_samples=400, max_test_samples=400, max_len=64, epochs=4,
                   train_batch_size=16, eval_batch_size=64, lr=1e-4, vae_epochs=10, n_model=2),
 }
 

@@ -52,8 +52,6 @@ def run(cfg: Config) -> dict:
     t_start = time.perf_counter()
     timings: dict = {}
     seed_everything(cfg.seed)
-    if not os.environ.get("OMP_NUM_THREADS"):  # an explicit OMP_NUM_THREADS is respected
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
     device = pick_device(cfg.device)
     model_dir = resolve_model_dir(cfg.bert)
     model_cfg = preflight.check_paths(cfg, model_dir, effective_max_len(cfg))
@@ -177,6 +175,8 @@ def run(cfg: Config) -> dict:
         outputs.atomic_write_json(run_dir / "config.json", cfg.to_dict())
         write_corrected_labels(run_dir / "corrected_labels.csv", data, corrected, scores.mean(0),
                                flags.any(0))
+        outputs.atomic_save_npz(run_dir / "test_predictions.npz", base_probs=base_probs, dygen_probs=dygen_probs,
+                                test_labels=test_gold)
         acc_arr = np.asarray(metrics.get("dygen_test_acc_per_epoch", []), dtype=np.float64)
         outputs.atomic_save_npy(run_dir / f"dygen_acc_{cfg.noise_ratio}_{cfg.T}.npy", acc_arr)
         top = Path(cfg.output_dir) / f"dygen_acc_{cfg.noise_ratio}_{cfg.T}.npy"

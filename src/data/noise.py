@@ -11,7 +11,10 @@ from scipy import stats
 def symmetric(labels: np.ndarray, ratio: float, num_classes: int, rng: np.random.Generator) -> np.ndarray:
     """SN: with prob r*C/(C-1) redraw uniformly from all C classes -> expected flip rate r."""
     labels = np.asarray(labels)
-    p_redraw = min(1.0, ratio * num_classes / (num_classes - 1))
+    p_redraw = ratio * num_classes / (num_classes - 1)
+    if p_redraw > 1.0:
+        raise ValueError(f"symmetric noise rate {ratio} is unreachable with {num_classes} classes "
+                         f"(at most {(num_classes - 1) / num_classes:.3f})")
     redraw = rng.random(len(labels)) < p_redraw
     new = rng.integers(0, num_classes, size=len(labels))
     return np.where(redraw, new, labels).astype(np.int64)

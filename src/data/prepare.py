@@ -134,7 +134,10 @@ def prepare_data(cfg: Config, tokenizer, model_dir: str, device) -> PreparedData
         parts = []
         for sl in (slice(0, n_train), slice(n_train, n_train + n_val)):
             f = features[sl] if features is not None else None
-            parts.append(noise_lib.corrupt(clean_trval[sl], cfg.noise_type, cfg.noise_ratio, C, rng, f))
+            try:
+                parts.append(noise_lib.corrupt(clean_trval[sl], cfg.noise_type, cfg.noise_ratio, C, rng, f))
+            except ValueError as e:
+                raise UserError(f"--noise_ratio: {e}") from None
         noisy = np.concatenate(parts)
     clean = np.concatenate([clean_trval, test_gold]).astype(np.int64)
     atomic_save_npz(cache, ids=tokens.ids, offsets=tokens.offsets, clean=clean, noisy=noisy,
