@@ -126,6 +126,8 @@ def _load_checkpoint(cfg: Config, shape) -> Tuple[Optional[dict], Optional[np.nd
         k = int(ck["epoch"])
         if not (1 <= k < shape[1]) or len(ck["z_sha256"]) != k or tuple(ck["probs"].shape[:2]) != (shape[0], k):
             raise ValueError(f"inconsistent checkpoint (epoch {k})")
+        if cfg.save_model and ck.get("best_states") is None:
+            raise ValueError("made without --save_model: the selected epoch's weights were not kept")
         z = np.load(d / "z.npy", mmap_mode="r+", allow_pickle=False)
         if z.shape != tuple(shape) or z.dtype != np.float16:
             raise ValueError(f"z.npy has shape {z.shape} {z.dtype}, expected {tuple(shape)} float16")

@@ -218,3 +218,21 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         _atomic_write(p, crash)
     assert json.loads(p.read_text()) == {"a": 1}
     assert [f.name for f in tmp_path.iterdir()] == ["m.json"]  # no temporary file left
+
+
+def test_full_disk_during_a_run_is_one_line_and_a_bug_still_raises(monkeypatch, capsys):
+    import errno
+    from src import pipeline
+
+    def full(cfg):
+        raise OSError(errno.ENOSPC, "No space left on device", "cache/stage1/x/z.npy")
+    monkeypatch.setattr(pipeline, "run", full)
+    rc, out, err = run_main(["--epochs", "1"], capsys)
+    assert rc == 2 and "Traceback" not in err
+    assert err.splitlines()[0] == "main.py: error: No space left on device (cache/stage1/x/z.npy)"
+
+    def bug(cfg):
+        raise ValueError("internal")
+    monkeypatch.setattr(pipeline, "run", bug)
+    with pytest.raises(ValueError):
+        entry.main(["--epochs", "1"])

@@ -130,6 +130,8 @@ CKPT_CORRUPTIONS = {
                            "does not match its checksum"),
     "truncated z.npy": (lambda cfg: _truncate(sc.stage1_dir(cfg) / "z.npy"), (M, E, N, D), ""),
     "not a checkpoint": (lambda cfg: torch.save([1, 2], sc.ckpt_path(cfg)), (M, E, N, D), "format"),
+    "resumed with --save_model": (lambda cfg: setattr(cfg, "save_model", True), (M, E, N, D),
+                                  "made without --save_model"),
 }
 
 
