@@ -60,7 +60,7 @@ def run(cfg: Config) -> dict:
     with timed(timings, "data"):
         tokenizer = load_tokenizer(model_dir)
         preflight.check_tokenizer(tokenizer, model_dir)
-        with preflight.user_errors(f"cannot read dataset {cfg.dataset}"):
+        with preflight.user_errors(f"data step ({cfg.dataset})"):
             data = prepare_data(cfg, tokenizer, model_dir, device)
     C, n_tr, n_va, n_trval = data.num_classes, data.n_train, data.n_val, data.n_trval
     check_prepared(cfg, data, model_cfg, model_dir)
