@@ -241,3 +241,25 @@ def test_jsonl_without_test_file_end_to_end(tiny_bert_dir, tmp_path, capsys):
     scores = [float(r["dynamics_score"]) for r in rows]
     assert scores == sorted(scores, reverse=True)
     assert sum(int(r["flagged"]) for r in rows) >= 12
+
+
+def test_presets_take_the_datasets_own_length():
+    from src.data.prepare import effective_max_len
+    assert make_config(preset="quick", dataset="trec").max_len == 64
+    assert make_config(preset="quick", dataset="trec", max_len=40).max_len == 40
+    assert effective_max_len(make_config(preset="paper", dataset="trec")) == 64
+    assert effective_max_len(make_config(preset="paper", dataset="20news")) == 150
+
+
+def test_custom_cache_key_follows_the_file_and_its_columns(tmp_path):
+    import os
+    from src.data.prepare import data_cache_keys
+    f = tmp_path / "a.csv"
+    f.write_text("text,label\nx,a\ny,b\n", encoding="utf-8")
+    key = lambda **kw: make_config(dataset="csv", train_file=str(f), **kw).hash(data_cache_keys())
+    k0 = key()
+    assert key() == k0
+    assert key(text_column="body") != k0
+    f.write_text("text,label\nx,a\ny,b\nz,b\n", encoding="utf-8")
+    os.utime(f, ns=(1, 1))
+    assert key() != k0
