@@ -36,13 +36,16 @@ def test_trec_train_5500_and_fixed_test_split():
     assert ds.train_texts[0] and ds.train_texts[0][0].isupper()
 
 
-def test_trec_test_split_ignores_the_run_seed():
-    a = load_dataset("trec", ROOT / "datasets")
-    b = load_dataset("trec", ROOT / "datasets")
-    assert a.test_texts == b.test_texts
-    cfg1 = make_config(dataset="trec", seed=1)
-    cfg2 = make_config(dataset="trec", seed=7)
-    assert cfg1.seed != cfg2.seed  # the loader never sees --seed: same split for both
+def test_trec_test_split_ignores_the_run_seed(tmp_path, embedded_model_dir):
+    from transformers import AutoTokenizer
+    from src.data.prepare import prepare_data
+    tok = AutoTokenizer.from_pretrained(embedded_model_dir)
+    runs = [prepare_data(make_config(dataset="trec", seed=s, max_train_samples=30, path=str(tmp_path)),
+                         tok, embedded_model_dir, "cpu") for s in (1, 2)]
+    a, b = runs
+    assert a.n_all - a.n_trval == 500
+    assert a.texts[a.n_trval:] == b.texts[b.n_trval:]           # same 500 test questions
+    assert a.texts[:a.n_trval] != b.texts[:b.n_trval]           # while --seed moves the rest
     assert isinstance(FIXED_SPLIT_SEED, int)
 
 
