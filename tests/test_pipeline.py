@@ -12,8 +12,7 @@ import pytest
 from conftest import tiny_args
 from src import pipeline
 from src.config import config_from_args
-from src.data import prepare
-from src.data.datasets import RawDataset, load_dataset
+from src.data.datasets import load_dataset
 
 
 def _run(args):
@@ -81,49 +80,61 @@ def test_real_minilm_on_a_few_dozen_documents(tmp_path):
 
 
 # ---- the protocol is clean ------------------------------------------------------------
+# Through the user's path: a CSV whose `label` column is noisy and whose `gold` column is
+# clean, plus a test CSV. The method may see texts and noisy labels only.
 
 @pytest.fixture(scope="module")
 def small_20news():
-    """120 training and 30 test documents of the real 20 Newsgroups, with fixed noisy labels."""
+    """120 training and 30 test documents of the real 20 Newsgroups, 30% of labels noisy."""
     raw = load_dataset("20news", Path("datasets"))
     rng = np.random.default_rng(0)
     tr = rng.choice(len(raw.train_texts), 120, replace=False)
     te = rng.choice(len(raw.test_texts), 30, replace=False)
-    clean = raw.train_labels[tr]
-    noisy = np.where(rng.random(120) < 0.3, rng.integers(0, 20, 120), clean)
-    return RawDataset([raw.train_texts[i] for i in tr], clean, [raw.test_texts[i] for i in te],
-                      raw.test_labels[te], raw.class_names, noisy_train_labels=noisy)
+    gold = raw.train_labels[tr]
+    noisy = np.where(rng.random(120) < 0.3, rng.integers(0, 20, 120), gold)
+    names = np.array(raw.class_names)
+    return ([raw.train_texts[i][:400] for i in tr], names[noisy], names[gold],
+            [raw.test_texts[i][:400] for i in te], names[raw.test_labels[te]])
 
 
-def _run_on(raw, tiny_bert_dir, out, monkeypatch):
-    monkeypatch.setattr(prepare, "load_dataset", lambda name, root: raw)
-    args = tiny_args(tiny_bert_dir, out)
-    args = [a for a in args]  # no subsets: every sample of `raw` is used
-    for flag in ("--max_train_samples", "--max_test_samples"):
+def _write(path, header, columns):
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(zip(*columns))
+    return str(path)
+
+
+def _run_csv(data, tiny_bert_dir, out: Path):
+    texts, noisy, gold, test_texts, test_gold = data
+    out.mkdir(parents=True)
+    train = _write(out / "train.csv", ["text", "label", "gold"], [texts, noisy, gold])
+    test = _write(out / "test.csv", ["text", "label"], [test_texts, test_gold])
+    args = tiny_args(tiny_bert_dir, out, "--dataset", "csv", "--train_file", train, "--test_file", test,
+                     "--flag_ratio", "0.3")
+    for flag in ("--max_train_samples", "--max_test_samples"):  # every row is used
         i = args.index(flag)
         del args[i:i + 2]
     return _run(args)
 
 
-def test_permuting_test_labels_changes_no_prediction(small_20news, tiny_bert_dir, tmp_path, monkeypatch):
-    m1, p1, r1 = _run_on(small_20news, tiny_bert_dir, tmp_path / "a", monkeypatch)
-    perm = np.random.default_rng(1).permutation(len(small_20news.test_labels))
-    shuffled = RawDataset(small_20news.train_texts, small_20news.train_labels, small_20news.test_texts,
-                          small_20news.test_labels[perm], small_20news.class_names,
-                          small_20news.noisy_train_labels)
-    m2, p2, r2 = _run_on(shuffled, tiny_bert_dir, tmp_path / "b", monkeypatch)
+def test_permuting_test_labels_changes_no_prediction(small_20news, tiny_bert_dir, tmp_path):
+    m1, p1, r1 = _run_csv(small_20news, tiny_bert_dir, tmp_path / "a")
+    texts, noisy, gold, test_texts, test_gold = small_20news
+    perm = np.random.default_rng(1).permutation(len(test_gold))
+    m2, p2, r2 = _run_csv((texts, noisy, gold, test_texts, test_gold[perm]), tiny_bert_dir, tmp_path / "b")
+    assert not m2["stage1_cached"]
     assert np.array_equal(p1["dygen_probs"], p2["dygen_probs"])
     assert np.array_equal(p1["base_probs"], p2["base_probs"])
     assert r1 == r2
     assert not np.array_equal(p1["test_labels"], p2["test_labels"])  # only the scores may differ
 
 
-def test_permuting_clean_train_labels_changes_no_prediction(small_20news, tiny_bert_dir, tmp_path, monkeypatch):
-    m1, p1, r1 = _run_on(small_20news, tiny_bert_dir, tmp_path / "a", monkeypatch)
-    perm = np.random.default_rng(2).permutation(len(small_20news.train_labels))
-    shuffled = RawDataset(small_20news.train_texts, small_20news.train_labels[perm], small_20news.test_texts,
-                          small_20news.test_labels, small_20news.class_names, small_20news.noisy_train_labels)
-    m2, p2, r2 = _run_on(shuffled, tiny_bert_dir, tmp_path / "b", monkeypatch)
+def test_permuting_clean_train_labels_changes_no_prediction(small_20news, tiny_bert_dir, tmp_path):
+    m1, p1, r1 = _run_csv(small_20news, tiny_bert_dir, tmp_path / "a")
+    texts, noisy, gold, test_texts, test_gold = small_20news
+    perm = np.random.default_rng(2).permutation(len(gold))
+    m2, p2, r2 = _run_csv((texts, noisy, gold[perm], test_texts, test_gold), tiny_bert_dir, tmp_path / "b")
     assert np.array_equal(p1["dygen_probs"], p2["dygen_probs"])
     strip = lambda rows: [{k: v for k, v in r.items() if k != "clean_label"} for r in rows]
     assert strip(r1) == strip(r2)

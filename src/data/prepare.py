@@ -32,6 +32,7 @@ class PreparedData:
     n_val: int
     class_names: List[str]
     cache_file: Optional[Path] = None
+    row_ids: Optional[np.ndarray] = None  # (N_trval,) each train/validation text's row in its source file
 
     @property
     def num_classes(self) -> int:
@@ -52,14 +53,16 @@ class PreparedData:
     def noise_rate(self, part: str) -> float:
         sl = slice(0, self.n_train) if part == "train" else slice(self.n_train, self.n_trval)
         clean = self.clean[sl]
-        if (clean < 0).any():
+        known = clean >= 0
+        if not known.any():
             return float("nan")
-        return float((self.noisy[sl] != clean).mean())
+        return float((self.noisy[sl][known] != clean[known]).mean())
 
 
 def data_cache_keys():
     return ("dataset", "bert", "max_len", "noise_type", "noise_ratio", "seed",
-            "max_train_samples", "max_test_samples")
+            "max_train_samples", "max_test_samples",
+            "train_file", "test_file", "text_column", "label_column", "gold_column", "data_fingerprint")
 
 
 def effective_max_len(cfg: Config) -> int:
@@ -88,14 +91,18 @@ def load_token_cache(cache: Path, key: str, n_all: int, n_trval: int, num_classe
 
 
 def prepare_data(cfg: Config, tokenizer, model_dir: str, device) -> PreparedData:
-    raw = load_dataset(cfg.dataset, Path(cfg.path))
+    raw = load_dataset(cfg.dataset, Path(cfg.path), **custom_options(cfg))
     C = len(raw.class_names)
     seed = cfg.seed
-    for flag, n in (("--max_train_samples", cfg.max_train_samples), ("--max_test_samples", cfg.max_test_samples)):
-        if n is not None and n < C:  # a stratified subset keeps at least one sample per class
+    given = raw.given_train_labels
+    for flag, n, pool in (("--max_train_samples", cfg.max_train_samples, given),
+                          ("--max_test_samples", cfg.max_test_samples, raw.test_labels)):
+        if n is not None and pool is not None and n < min(C, len(pool)):
+            # a stratified subset keeps at least one sample per class
             raise UserError(f"{flag} {n} is smaller than the number of classes ({C})")
-    # Subsets (stratified) of the official splits, then the seeded 80/20 carve.
-    tr_sub = stratified_subset(raw.train_labels, cfg.max_train_samples or len(raw.train_labels), seed)
+    # Subsets (stratified by the labels the method may see) of the official splits, then the
+    # seeded 80/20 carve.
+    tr_sub = stratified_subset(given, cfg.max_train_samples or len(given), seed)
     te_sub = np.arange(len(raw.test_texts))
     if cfg.max_test_samples and raw.test_labels is not None:
         te_sub = stratified_subset(raw.test_labels, cfg.max_test_samples, seed)
@@ -105,6 +112,7 @@ def prepare_data(cfg: Config, tokenizer, model_dir: str, device) -> PreparedData
              + [raw.test_texts[i] for i in te_sub])
     test_gold = raw.test_labels[te_sub] if raw.test_labels is not None else np.full(len(te_sub), -1)
     n_train, n_val = len(tr_idx), len(va_idx)
+    row_ids = raw.row_ids[np.concatenate([tr_idx, va_idx])]
 
     max_len = effective_max_len(cfg)
     key = cfg.hash(data_cache_keys())
@@ -114,16 +122,20 @@ def prepare_data(cfg: Config, tokenizer, model_dir: str, device) -> PreparedData
         if hit is not None:
             log.info("tokenised data from cache %s", cache)
             tokens, clean, noisy = hit
-            return PreparedData(tokens, texts, clean, noisy, n_train, n_val, raw.class_names, cache)
+            return PreparedData(tokens, texts, clean, noisy, n_train, n_val, raw.class_names, cache, row_ids)
 
     log.info("tokenising %d texts (max_len %d)", len(texts), max_len)
     tokens = tokenize(texts, tokenizer, max_len)
     trval_orig = np.concatenate([tr_idx, va_idx])
-    if raw.noisy_train_labels is not None:  # real noise: use the labels as given
+    if cfg.noise_type == "REAL":  # real noise: use the labels as given
         noisy = raw.noisy_train_labels[trval_orig].astype(np.int64)
         clean_trval = raw.train_labels[trval_orig] if raw.train_labels is not None else np.full(len(noisy), -1)
+        log.info("real noise: the given labels are used as they are (--noise_ratio is not applied)")
     else:
-        clean_trval = raw.train_labels[trval_orig].astype(np.int64)
+        # Synthetic noise on a real-noise dataset corrupts its gold labels if it has them,
+        # else the given labels (then taken as clean).
+        base = raw.train_labels if raw.train_labels is not None else raw.noisy_train_labels
+        clean_trval = base[trval_orig].astype(np.int64)
         features = None
         if cfg.noise_type == "IDN":
             from src.data.features import mean_pooled_features
@@ -142,4 +154,12 @@ def prepare_data(cfg: Config, tokenizer, model_dir: str, device) -> PreparedData
     clean = np.concatenate([clean_trval, test_gold]).astype(np.int64)
     atomic_save_npz(cache, ids=tokens.ids, offsets=tokens.offsets, clean=clean, noisy=noisy,
                     config_hash=np.array(key))
-    return PreparedData(tokens, texts, clean, noisy, n_train, n_val, raw.class_names, cache)
+    return PreparedData(tokens, texts, clean, noisy, n_train, n_val, raw.class_names, cache, row_ids)
+
+
+def custom_options(cfg: Config) -> dict:
+    """The file settings a custom loader (csv/jsonl) takes; nothing for the built-in datasets."""
+    if not DATASETS[cfg.dataset].custom:
+        return {}
+    return dict(train_file=cfg.train_file, test_file=cfg.test_file, text_column=cfg.text_column,
+                label_column=cfg.label_column, gold_column=cfg.gold_column)

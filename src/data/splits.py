@@ -28,8 +28,11 @@ def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
             keep_first.setdefault(labels[i], i)
         protected = set(keep_first.values())
         droppable = np.array([i for i in chosen if i not in protected])
-        drop = rng.choice(droppable, size=len(chosen) - n, replace=False)
-        chosen = np.setdiff1d(chosen, drop)
+        if len(droppable) < len(chosen) - n:  # fewer samples than classes: some classes must go
+            chosen = rng.choice(chosen, size=n, replace=False)
+        else:
+            drop = rng.choice(droppable, size=len(chosen) - n, replace=False)
+            chosen = np.setdiff1d(chosen, drop)
     elif len(chosen) < n:
         rest = np.setdiff1d(np.arange(len(labels)), chosen)
         chosen = np.concatenate([chosen, rng.choice(rest, size=n - len(chosen), replace=False)])
