@@ -95,11 +95,10 @@ def prepare_data(cfg: Config, tokenizer, model_dir: str, device) -> PreparedData
     C = len(raw.class_names)
     seed = cfg.seed
     given = raw.given_train_labels
-    for flag, n, pool in (("--max_train_samples", cfg.max_train_samples, given),
-                          ("--max_test_samples", cfg.max_test_samples, raw.test_labels)):
-        if n is not None and pool is not None and n < min(C, len(pool)):
-            # a stratified subset keeps at least one sample per class
-            raise UserError(f"{flag} {n} is smaller than the number of classes ({C})")
+    n = cfg.max_train_samples
+    if n is not None and n < min(C, len(given)):
+        # the method needs every class in its training subset (a test subset may miss some)
+        raise UserError(f"--max_train_samples {n} is smaller than the number of classes ({C})")
     # Subsets (stratified by the labels the method may see) of the official splits, then the
     # seeded 80/20 carve.
     tr_sub = stratified_subset(given, cfg.max_train_samples or len(given), seed)
