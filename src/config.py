@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
             kw["choices"] = f.metadata["choices"]
         # SUPPRESS lets us tell explicit flags from defaults (explicit flags beat presets).
         p.add_argument(name, type=typ, default=argparse.SUPPRESS,
-                       help=f"{help_} (default: {f.default})", **kw)
+                       help=help_ if "(default" in help_ else f"{help_} (default: {f.default})", **kw)
     return p
 
 
