@@ -23,7 +23,7 @@ from src.dynamics.flag_count import flag_count
 from src.model import evaluate as ev
 from src.model.generate_prior import dirichlet_prior, knn_proba
 from src.model.loading import load_classifier, load_tokenizer, pick_device, resolve_model_dir
-from src.model.train_stage1 import train_stage1
+from src.model.train_stage1 import new_perf as train_stage1_perf, train_stage1
 from src.model.train_stage2 import train_stage2
 from src import outputs
 
@@ -63,6 +63,8 @@ def run(cfg: Config) -> dict:
         preflight.check_tokenizer(tokenizer, model_dir)
         with preflight.user_errors(f"data step ({cfg.dataset})"):
             data = prepare_data(cfg, tokenizer, model_dir, device)
+    timings["tokenise"] = round(data.tokenize_s, 3)
+    timings["data"] = round(timings["data"] - timings["tokenise"], 3)
     C, n_tr, n_va, n_trval = data.num_classes, data.n_train, data.n_val, data.n_trval
     check_prepared(cfg, data, model_cfg, model_dir)
     log.info("%s: %d classes; %d train / %d validation / %d test; max_len %d; device %s",
@@ -75,6 +77,7 @@ def run(cfg: Config) -> dict:
     with timed(timings, "stage1"):
         s1 = stage1_cache.load_stage1(cfg, data.n_all, C)
         cached, resumed_from = s1 is not None, None
+        perf = train_stage1_perf()
         if s1 is None:
             models = [load_classifier(model_dir, C, cfg.seed + m) for m in range(cfg.n_model)]
             D = models[0].config.hidden_size
@@ -87,7 +90,7 @@ def run(cfg: Config) -> dict:
                                   batch_size=cfg.train_batch_size, eval_batch_size=cfg.eval_batch_size,
                                   alpha_t_hi=cfg.alpha_t_hi, clip=cfg.clip_gradient_norm, seed=cfg.seed,
                                   z_out=z, keep_best=cfg.save_model, resume=resume,
-                                  on_epoch_end=stage1_cache.checkpoint_writer(cfg, z))
+                                  on_epoch_end=stage1_cache.checkpoint_writer(cfg, z), perf=perf)
             except KeyboardInterrupt:
                 prog = stage1_cache.ckpt_path(cfg).parent / "progress.json"
                 done = json.loads(prog.read_text())["epoch"] if prog.exists() else 0
@@ -171,6 +174,9 @@ def run(cfg: Config) -> dict:
                 "n_with_clean_label": int(known.sum()),
                 "given_label_acc": float((noisy[known] == clean_trval[known]).mean()),
                 "dygen_label_acc": float((corrected.argmax(1)[known] == clean_trval[known]).mean())}
+
+    if perf["train_seqs"] or perf["embed_seqs"]:
+        metrics["stage1_perf"] = {k: round(v, 3) for k, v in perf.items()}
 
     # ---- outputs ----
     with timed(timings, "outputs"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional
 
@@ -29,6 +30,23 @@ class Stage1Result:
     best_epoch: int          # 0-based epoch with the best ensemble accuracy on NOISY validation labels
     val_acc_noisy: List[float]
     best_states: Optional[List[dict]] = None  # deep copies of the selected weights
+    perf: Optional[dict] = None  # wall time and token counts of this run's passes (scripts/bench.py)
+
+
+def new_perf() -> dict:
+    """Counters of one stage-1 run: seconds, sequences, real (non-pad) tokens, padded tokens
+    (batch x width, what the model computes on) and the sum of squared real lengths (attention
+    FLOPs), for the training steps (per model) and the embedding passes (all models)."""
+    return {f"{part}_{k}": 0 for part in ("train", "embed") for k in ("s", "seqs", "tokens", "padded", "len_sq")}
+
+
+def count_batch(perf: Optional[dict], part: str, lens: np.ndarray, width: int) -> None:
+    if perf is not None:
+        lens = np.asarray(lens, dtype=np.int64)
+        perf[f"{part}_seqs"] += len(lens)
+        perf[f"{part}_tokens"] += int(lens.sum())
+        perf[f"{part}_padded"] += len(lens) * int(width)
+        perf[f"{part}_len_sq"] += int((lens ** 2).sum())
 
 
 def coreg_alpha(step: int, total_steps: int, alpha_hi: float) -> float:
@@ -52,14 +70,18 @@ def linear_warmup_decay(step: int, warmup: int, total: int) -> float:
 
 
 @torch.inference_mode()
-def embed_pass(model, tokens: Tokens, pad_id: int, device, batch_size: int, desc: str = "embed"):
+def embed_pass(model, tokens: Tokens, pad_id: int, device, batch_size: int, desc: str = "embed",
+               perf: Optional[dict] = None):
     """[CLS] of the last layer (N, D) and softmax (N, C), dropout off; length-sorted batches."""
     model.eval()
-    order = np.argsort(tokens.lengths(), kind="stable")
+    t0 = time.perf_counter()
+    lengths = tokens.lengths()
+    order = np.argsort(lengths, kind="stable")
     cls_out = probs_out = None
     for s in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
         idx = order[s:s + batch_size]
         ids, mask = tokens.batch(idx, pad_id)
+        count_batch(perf, "embed", lengths[idx], ids.shape[1])
         with autocast(device):
             out = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True)
         cls = out.hidden_states[-1][:, 0].float().cpu().numpy()
@@ -68,6 +90,8 @@ def embed_pass(model, tokens: Tokens, pad_id: int, device, batch_size: int, desc
             cls_out = np.zeros((len(tokens), cls.shape[1]), np.float32)
             probs_out = np.zeros((len(tokens), p.shape[1]), np.float32)
         cls_out[idx], probs_out[idx] = cls, p
+    if perf is not None:
+        perf["embed_s"] += time.perf_counter() - t0
     return cls_out, probs_out
 
 
@@ -76,13 +100,14 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
                  batch_size: int, eval_batch_size: int, alpha_t_hi: float, clip: float,
                  seed: int, z_out: np.ndarray, keep_best: bool = True,
                  resume: Optional[dict] = None,
-                 on_epoch_end: Optional[Callable[[dict], None]] = None) -> Stage1Result:
+                 on_epoch_end: Optional[Callable[[dict], None]] = None,
+                 perf: Optional[dict] = None) -> Stage1Result:
     """Fine-tune `models` on tokens[:n_train] with labels noisy[:n_train].
 
     z_out: preallocated (M, E, N_all, D) array (a memory map) that receives the trajectories.
     on_epoch_end(state): called after every epoch with everything needed to resume
     (see `training_state`); resume: such a state, to continue after its last epoch
-    (z_out must then already hold the finished epochs).
+    (z_out must then already hold the finished epochs). perf: counters (see `new_perf`), filled in.
     """
     M = len(models)
     n_all = len(tokens)
@@ -98,6 +123,7 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: linear_warmup_decay(s, warmup, total))
     gen = torch.Generator().manual_seed(seed)
     y_train = torch.from_numpy(noisy[:n_train]).long()
+    lengths = tokens.lengths()
     val_noisy = noisy[n_train:n_train + n_val]
     probs_all = np.zeros((M, epochs, n_all, C), np.float32)
     val_acc, best_epoch, best_acc, best_states = [], -1, -1.0, None
@@ -118,9 +144,11 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
             m.train()
         perm = torch.randperm(n_train, generator=gen).numpy()
         bar = tqdm(range(steps_per_epoch), desc=f"stage 1 epoch {epoch + 1}/{epochs}", leave=False)
+        t_train = time.perf_counter()
         for b in bar:
             idx = perm[b * batch_size:(b + 1) * batch_size]
             ids, mask = tokens.batch(idx, pad_id)
+            count_batch(perf, "train", lengths[idx], ids.shape[1])
             ids, mask, y = ids.to(device), mask.to(device), y_train[idx].to(device)
             with autocast(device):
                 logits = [m(input_ids=ids, attention_mask=mask).logits for m in models]
@@ -138,9 +166,11 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
             sched.step()
             step += 1
             bar.set_postfix(loss=f"{loss.item():.3f}")
+        if perf is not None:
+            perf["train_s"] += time.perf_counter() - t_train
         for mi, m in enumerate(models):
             cls, p = embed_pass(m, tokens, pad_id, device, eval_batch_size,
-                                desc=f"embed model {mi + 1}/{M} epoch {epoch + 1}")
+                                desc=f"embed model {mi + 1}/{M} epoch {epoch + 1}", perf=perf)
             cls = cls.astype(z_out.dtype)
             if not (np.isfinite(cls).all() and np.isfinite(p).all()):
                 raise FloatingPointError(f"stage 1: model {mi + 1}'s embeddings or probabilities after epoch "
@@ -159,7 +189,7 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
         if on_epoch_end is not None:
             on_epoch_end(training_state(epoch + 1, step, models, opt, sched, gen, device, probs_all,
                                         val_acc, best_epoch, best_acc, best_states))
-    return Stage1Result(z_out, probs_all, best_epoch, val_acc, best_states)
+    return Stage1Result(z_out, probs_all, best_epoch, val_acc, best_states, perf)
 
 
 def training_state(n_done: int, step: int, models, opt, sched, gen, device, probs_all, val_acc,
