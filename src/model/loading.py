@@ -59,6 +59,38 @@ def pick_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
+def physical_cores() -> int:
+    """Physical cores this process may run on (hyper-threads share one core's arithmetic units)."""
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except AttributeError:
+        allowed = os.cpu_count() or 1
+    try:
+        cores, cur = set(), {}
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if ":" in line:
+                k, v = (x.strip() for x in line.split(":", 1))
+                if k in ("physical id", "core id"):
+                    cur[k] = v
+            elif cur:
+                cores.add((cur.get("physical id"), cur.get("core id")))
+                cur = {}
+        if cur:
+            cores.add((cur.get("physical id"), cur.get("core id")))
+        n = len(cores) if cores and None not in {c[1] for c in cores} else allowed
+    except OSError:
+        n = allowed
+    return max(1, min(n, allowed))
+
+
+def configure_threads(processes_per_machine: int = 1) -> int:
+    """torch's intra-op threads: OMP_NUM_THREADS when set (kept: same thread count, same
+    results), else the physical cores shared out among the processes on this machine."""
+    if not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(max(1, physical_cores() // max(1, processes_per_machine)))
+    return torch.get_num_threads()
+
+
 def autocast(device: torch.device):
     """bf16 autocast on CUDA; plain fp32 on CPU (bf16 is ~15x slower on this CPU)."""
     if device.type == "cuda":
