@@ -119,6 +119,7 @@ def post_stage1_scaling(n_trval: int, n_test: int, E: int = 4, D: int = 384, C: 
     from src.model.train_stage2 import train_stage2
     from src.pipeline import trajectory_features
     rng = np.random.default_rng(seed)
+    torch.set_num_threads(1)  # as pipeline.run does after stage 1
     n_all = n_trval + n_test
     centres = rng.normal(size=(C, D)).astype(np.float32)
     noisy = rng.integers(0, C, n_trval)

@@ -127,6 +127,9 @@ def run(cfg: Config) -> Optional[dict]:
         distributed.finish()
         if not rank0:
             return None
+    # The steps after stage 1 work on small matrices (stage-2 batches of 128 x E*D): more
+    # threads only add synchronisation, which made them ~3x slower on a busy 2-core machine.
+    torch.set_num_threads(1)
     best = s1.best_epoch
     test = data.test_idx
     test_gold = data.clean[test]

@@ -84,10 +84,13 @@ def physical_cores() -> int:
 
 
 def configure_threads(processes_per_machine: int = 1) -> int:
-    """torch's intra-op threads: OMP_NUM_THREADS when set (kept: same thread count, same
+    """Sets torch's intra-op threads: OMP_NUM_THREADS when set (same thread count, same
     results), else the physical cores shared out among the processes on this machine."""
-    if not os.environ.get("OMP_NUM_THREADS"):
-        torch.set_num_threads(max(1, physical_cores() // max(1, processes_per_machine)))
+    try:
+        n = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        n = physical_cores() // max(1, processes_per_machine)
+    torch.set_num_threads(max(1, n))
     return torch.get_num_threads()
 
 

@@ -156,6 +156,15 @@ def _batch_losses(logits: List[torch.Tensor], y: torch.Tensor, alpha: float, M: 
     return ce
 
 
+def make_adamw(params, *, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW (eps 1e-8), fused: one kernel over all parameters instead of a Python loop of
+    small ops per tensor (on 2 CPU cores the loop took longer than the forward pass)."""
+    try:
+        return torch.optim.AdamW(params, lr=lr, eps=1e-8, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError):  # a device or dtype without the fused kernel
+        return torch.optim.AdamW(params, lr=lr, eps=1e-8, weight_decay=weight_decay)
+
+
 def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, n_val: int,
                  pad_id: int, device, *, epochs: int, lr: float, weight_decay: float,
                  batch_size: int, eval_batch_size: int, alpha_t_hi: float, clip: float,
@@ -190,7 +199,7 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
         ids_ = [device.index] if device.type == "cuda" else None
         fwd = [DDP(m, device_ids=ids_, broadcast_buffers=False) for m in models]
     params = [p for m in models for p in m.parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, eps=1e-8, weight_decay=weight_decay)
+    opt = make_adamw(params, lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(n_train / batch_size)
     total = epochs * steps_per_epoch
     warmup = int(0.06 * total)
@@ -249,7 +258,7 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
             loss.backward()
             if clip > 0:
                 for m in models:  # each model is its own network: clip its own gradient
-                    torch.nn.utils.clip_grad_norm_(m.parameters(), clip)
+                    torch.nn.utils.clip_grad_norm_(m.parameters(), clip, foreach=True)
             opt.step()
             sched.step()
             step += 1
