@@ -59,7 +59,7 @@ class Config:
     lr: float = _f(1e-4, "stage-1 learning rate (AdamW)")
     weight_decay: float = _f(0.0, "stage-1 AdamW weight decay")
     train_batch_size: int = _f(64, "stage-1 training batch size")
-    eval_batch_size: int = _f(128, "batch size of the embedding (inference) passes")
+    eval_batch_size: int = _f(128, "batch size of the embedding (inference) passes (at least 512 on CUDA)")
     length_bucket: int = _f(50, "stage-1 training batches are cut from length-sorted chunks of this many "
                             "batches (little padding; samples and batch order still shuffled); 0: plain "
                             "random batches")

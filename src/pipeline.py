@@ -105,7 +105,7 @@ def run(cfg: Config) -> Optional[dict]:
             try:
                 s1 = train_stage1(models, data.tokens, data.noisy, n_tr, n_va, tokenizer.pad_token_id, device,
                                   epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                  batch_size=cfg.train_batch_size, eval_batch_size=cfg.eval_batch_size,
+                                  batch_size=cfg.train_batch_size, eval_batch_size=eval_batch(cfg, device),
                                   alpha_t_hi=cfg.alpha_t_hi, clip=cfg.clip_gradient_norm, seed=cfg.seed,
                                   z_out=z, keep_best=cfg.save_model, resume=resume,
                                   on_epoch_end=stage1_cache.checkpoint_writer(cfg, z) if rank0 else None,
@@ -233,6 +233,12 @@ def run(cfg: Config) -> Optional[dict]:
     timings["total"] = round(time.perf_counter() - t_start, 3)
     outputs.atomic_write_json(run_dir / "metrics.json", metrics)
     return metrics
+
+
+def eval_batch(cfg: Config, device) -> int:
+    """Batch of the embedding passes: --eval_batch_size, at least 512 on a GPU (no gradients,
+    so a large batch fits and keeps the GPU busy)."""
+    return cfg.eval_batch_size if torch.device(device).type != "cuda" else max(cfg.eval_batch_size, 512)
 
 
 def check_prepared(cfg: Config, data, model_cfg: dict, model_dir: str) -> None:

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from src.data.batching import bucketed_batches, shard
 from src.data.tokenize import Tokens
-from src.model.loading import autocast
+from src.model.loading import amp_dtype, autocast
 
 log = logging.getLogger("dygen")
 
@@ -100,6 +100,8 @@ def embed_pass(model, tokens: Tokens, pad_id: int, device, batch_size: int, desc
             idx = mine[s:s + batch_size]
             ids, mask = tokens.batch(idx, pad_id)
             count_batch(perf, "embed", lengths[idx], ids.shape[1])
+            if device.type == "cuda":
+                ids, mask = ids.pin_memory(), mask.pin_memory()
             ids = ids.to(device, non_blocking=True)
             mask = mask.to(device, non_blocking=True)
             with autocast(device):
@@ -205,6 +207,9 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
     warmup = int(0.06 * total)
     # Stepped once per optimizer step (the authors restarted it every epoch).
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: linear_warmup_decay(s, warmup, total))
+    # fp16 autocast (CUDA GPUs without bf16) needs loss scaling; a no-op otherwise
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(device) == torch.float16)
+    pin = device.type == "cuda"  # page-locked batches: asynchronous host-to-GPU copies
     gen = torch.Generator().manual_seed(seed)
     y_train = torch.from_numpy(noisy[:n_train]).long()
     lengths = tokens.lengths()
@@ -223,6 +228,8 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
         best_epoch, best_acc = int(resume["best_epoch"]), float(resume["best_acc"])
         best_states = resume.get("best_states")
         set_rng_states(resume["rng"], gen, device)
+        if scaler.is_enabled() and resume.get("scaler"):
+            scaler.load_state_dict(resume["scaler"])
     for epoch in range(start, epochs):
         for m in fwd:
             m.train()
@@ -238,6 +245,8 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
                 idx, weight = gidx[:1], 0.0
             ids, mask = tokens.batch(idx, pad_id)
             count_batch(perf, "train", lengths[idx], ids.shape[1])
+            if pin:
+                ids, mask = ids.pin_memory(), mask.pin_memory()
             ids = ids.to(device, non_blocking=True)
             mask = mask.to(device, non_blocking=True)
             y = y_train[idx].to(device, non_blocking=True)
@@ -255,11 +264,13 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
             if not torch.isfinite(shown):
                 raise FloatingPointError(f"stage 1: loss is {shown.item()} at epoch {epoch + 1}, step {step}")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             if clip > 0:
+                scaler.unscale_(opt)
                 for m in models:  # each model is its own network: clip its own gradient
                     torch.nn.utils.clip_grad_norm_(m.parameters(), clip, foreach=True)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             step += 1
             if rank == 0:
@@ -288,8 +299,11 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
             if keep_best and rank == 0:  # real copies: the live models keep training
                 best_states = [{k: v.detach().cpu().clone() for k, v in m.state_dict().items()} for m in models]
         if on_epoch_end is not None:
-            on_epoch_end(training_state(epoch + 1, step, models, opt, sched, gen, device, probs_all,
-                                        val_acc, best_epoch, best_acc, best_states))
+            state = training_state(epoch + 1, step, models, opt, sched, gen, device, probs_all,
+                                   val_acc, best_epoch, best_acc, best_states)
+            if scaler.is_enabled():
+                state["scaler"] = scaler.state_dict()
+            on_epoch_end(state)
     return Stage1Result(z_out, probs_all, best_epoch, val_acc, best_states, perf)
 
 
