@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars would interleave with the figures
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -167,6 +168,10 @@ def main(argv=None) -> int:
     p.add_argument("--scaling", nargs="*", type=int, default=[4000, 8000],
                    help="train+val sizes of the post-stage-1 scaling check (none: skip)")
     p.add_argument("--workloads", default="20news,trec")
+    p.add_argument("--extrapolate", default=None, metavar="TRAIN,EMBED,EPOCHS",
+                   help="also print the stage-1 time of a run with TRAIN training samples, EMBED samples "
+                        "embedded per epoch and EPOCHS epochs (same M, lengths and batches), from the 20news "
+                        "workload's throughput; full 20news: 9034,18821,10")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -216,6 +221,16 @@ def main(argv=None) -> int:
         print(f"post-stage-1       {r['post_stage1_s']:.2f} s = {r['post_stage1_share']:.1%} of stage 1")
         print(f"peak memory        RSS {r['peak_rss_gib']} GiB"
               + (f", CUDA {r['cuda_peak_gib']} GiB" if "cuda_peak_gib" in r else ""))
+    if args.extrapolate and results:
+        n_tr, n_emb, ep = (int(x) for x in args.extrapolate.split(","))
+        r = results[0]
+        t_train = args.n_model * n_tr / r["train"]["seq_per_s"]
+        t_embed = args.n_model * n_emb / r["embed"]["seq_per_s"]
+        total = ep * (t_train + t_embed)
+        report["extrapolated_stage1_s"] = total
+        print(f"\nextrapolated stage 1 ({r['workload']} throughput; {n_tr} training samples, {n_emb} embedded "
+              f"per epoch, {ep} epochs, M={args.n_model}): {ep} x ({t_train:.0f} s training + {t_embed:.0f} s "
+              f"embedding) = {total:.0f} s = {total / 60:.1f} min")
     report["peak_gflops_end"] = peak1 / 1e9
     report["workloads"] = results
     if args.scaling:
