@@ -96,7 +96,7 @@ def embed_pass(model, tokens: Tokens, pad_id: int, device, batch_size: int, desc
     handle = model.base_model.register_forward_hook(_last_hidden_hook(store))
     cls_parts, prob_parts = [], []
     try:
-        for s in tqdm(range(0, len(mine), batch_size), desc=desc, leave=False, disable=rank != 0):
+        for s in tqdm(range(0, len(mine), batch_size), desc=desc, leave=False, **({"disable": True} if rank else {})):
             idx = mine[s:s + batch_size]
             ids, mask = tokens.batch(idx, pad_id)
             count_batch(perf, "embed", lengths[idx], ids.shape[1])
@@ -236,7 +236,8 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
         if world > 1:  # each rank its own dropout stream, reproducible on resume
             torch.manual_seed((seed * 1_000_003 + epoch * 1_009 + rank) % 2 ** 63)
         batches = bucketed_batches(lengths[:n_train], batch_size, gen, length_bucket)
-        bar = tqdm(batches, desc=f"stage 1 epoch {epoch + 1}/{epochs}", leave=False, disable=rank != 0)
+        bar = tqdm(batches, desc=f"stage 1 epoch {epoch + 1}/{epochs}", leave=False,
+                   **({"disable": True} if rank else {}))
         t_train = time.perf_counter()
         for gidx in bar:
             idx = shard(gidx, rank, world) if world > 1 else gidx
