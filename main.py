@@ -62,7 +62,8 @@ def main(argv=None) -> int:
         print("\nmain.py: interrupted. Stage 1 is checkpointed after every epoch: re-run the same "
               "command to resume from the last finished epoch.", file=sys.stderr)
         return 130
-    print(pipeline.summary_table(metrics))
+    if metrics is not None:  # None: a rank > 0 of a torchrun launch (rank 0 reports)
+        print(pipeline.summary_table(metrics))
     return 0
 
 

@@ -59,7 +59,10 @@ class Config:
     lr: float = _f(1e-4, "stage-1 learning rate (AdamW)")
     weight_decay: float = _f(0.0, "stage-1 AdamW weight decay")
     train_batch_size: int = _f(64, "stage-1 training batch size")
-    eval_batch_size: int = _f(128, "batch size of the embedding (inference) passes")
+    eval_batch_size: int = _f(128, "batch size of the embedding (inference) passes (at least 512 on CUDA)")
+    length_bucket: int = _f(50, "stage-1 training batches are cut from length-sorted chunks of this many "
+                            "batches (little padding; samples and batch order still shuffled); 0: plain "
+                            "random batches")
     alpha_t_hi: float = _f(5.0, "stage-1 co-regularisation weight after the 10%% warm-up")
     clip_gradient_norm: float = _f(1.0, "stage-1 gradient-norm clip per model")
     # --- dynamics + prior ---
@@ -214,6 +217,8 @@ def validate(cfg: Config) -> Config:
                  "k", "selected_class", "prior_epoch"):
         if getattr(cfg, name) < 1:
             raise UserError(f"--{name} must be >= 1 (got {getattr(cfg, name)})")
+    if cfg.length_bucket < 0:
+        raise UserError(f"--length_bucket must be >= 0 (got {cfg.length_bucket})")
     for name in ("max_len", "max_train_samples", "max_test_samples", "vae_epochs"):
         v = getattr(cfg, name)
         if v is not None and v < 1:

@@ -11,19 +11,21 @@ import random
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
 
-from src import preflight, stage1_cache
+from src import distributed, preflight, stage1_cache
 from src.config import Config
 from src.data.prepare import effective_max_len, prepare_data
 from src.dynamics.euclidean_dist import dynamics_score, flag_top, own_label_distances
 from src.dynamics.flag_count import flag_count
 from src.model import evaluate as ev
 from src.model.generate_prior import dirichlet_prior, knn_proba
-from src.model.loading import load_classifier, load_tokenizer, pick_device, resolve_model_dir
-from src.model.train_stage1 import train_stage1
+from src.model.loading import (configure_threads, load_classifier, load_tokenizer, pick_device,
+                              resolve_model_dir)
+from src.model.train_stage1 import new_perf as train_stage1_perf, train_stage1
 from src.model.train_stage2 import train_stage2
 from src import outputs
 
@@ -49,11 +51,14 @@ def trajectory_features(z_m: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(z_m, dtype=np.float32).transpose(1, 0, 2).reshape(N, E * D))
 
 
-def run(cfg: Config) -> dict:
+def run(cfg: Config) -> Optional[dict]:
+    """The whole pipeline; returns the metrics (None on the ranks > 0 of a torchrun launch)."""
     t_start = time.perf_counter()
     timings: dict = {}
     seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
+    device = distributed.init_from_env(pick_device(cfg.device))
+    world, rank0 = distributed.world_size(), distributed.rank() == 0
+    threads = configure_threads(int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     model_dir = resolve_model_dir(cfg.bert)
     model_cfg = preflight.check_paths(cfg, model_dir, effective_max_len(cfg))
 
@@ -62,11 +67,18 @@ def run(cfg: Config) -> dict:
         tokenizer = load_tokenizer(model_dir)
         preflight.check_tokenizer(tokenizer, model_dir)
         with preflight.user_errors(f"data step ({cfg.dataset})"):
+            if not rank0:
+                distributed.barrier()  # rank 0 tokenises and caches; the others read its cache
             data = prepare_data(cfg, tokenizer, model_dir, device)
+            if rank0:
+                distributed.barrier()
+    timings["tokenise"] = round(data.tokenize_s, 3)
+    timings["data"] = round(timings["data"] - timings["tokenise"], 3)
     C, n_tr, n_va, n_trval = data.num_classes, data.n_train, data.n_val, data.n_trval
     check_prepared(cfg, data, model_cfg, model_dir)
-    log.info("%s: %d classes; %d train / %d validation / %d test; max_len %d; device %s",
-             cfg.dataset, C, n_tr, n_va, len(data.test_idx), effective_max_len(cfg), device)
+    log.info("%s: %d classes; %d train / %d validation / %d test; max_len %d; device %s; %d thread(s)%s",
+             cfg.dataset, C, n_tr, n_va, len(data.test_idx), effective_max_len(cfg), device, threads,
+             f"; {world} processes (rank {distributed.rank()})" if world > 1 else "")
     noise = {"train": data.noise_rate("train"), "validation": data.noise_rate("val")}
     log.info("realised noise rate (%s %.2f): train %.4f, validation %.4f",
              cfg.noise_type, cfg.noise_ratio, noise["train"], noise["validation"])
@@ -75,31 +87,49 @@ def run(cfg: Config) -> dict:
     with timed(timings, "stage1"):
         s1 = stage1_cache.load_stage1(cfg, data.n_all, C)
         cached, resumed_from = s1 is not None, None
+        perf = train_stage1_perf()
         if s1 is None:
             models = [load_classifier(model_dir, C, cfg.seed + m) for m in range(cfg.n_model)]
             D = models[0].config.hidden_size
-            z, resume = stage1_cache.open_stage1(cfg, (cfg.n_model, cfg.epochs, data.n_all, D))
+            shape = (cfg.n_model, cfg.epochs, data.n_all, D)
+            z, resume = stage1_cache.open_stage1(cfg, shape) if rank0 else (None, None)
+            if world > 1:  # only rank 0 writes; the others read the checkpoint it resumes from
+                distributed.barrier()
+                if not rank0:
+                    resume = stage1_cache.read_checkpoint(cfg, shape)
+                done = int(resume["epoch"]) if resume is not None else 0
+                if distributed.broadcast_int(done) != done:
+                    raise RuntimeError(f"rank {distributed.rank()} sees a different stage-1 checkpoint than rank 0")
             resumed_from = int(resume["epoch"]) if resume is not None else None
             torch.manual_seed(cfg.seed)
             try:
                 s1 = train_stage1(models, data.tokens, data.noisy, n_tr, n_va, tokenizer.pad_token_id, device,
                                   epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                  batch_size=cfg.train_batch_size, eval_batch_size=cfg.eval_batch_size,
+                                  batch_size=cfg.train_batch_size, eval_batch_size=eval_batch(cfg, device),
                                   alpha_t_hi=cfg.alpha_t_hi, clip=cfg.clip_gradient_norm, seed=cfg.seed,
                                   z_out=z, keep_best=cfg.save_model, resume=resume,
-                                  on_epoch_end=stage1_cache.checkpoint_writer(cfg, z))
+                                  on_epoch_end=stage1_cache.checkpoint_writer(cfg, z) if rank0 else None,
+                                  perf=perf, length_bucket=cfg.length_bucket)
             except KeyboardInterrupt:
                 prog = stage1_cache.ckpt_path(cfg).parent / "progress.json"
                 done = json.loads(prog.read_text())["epoch"] if prog.exists() else 0
                 log.warning("stage 1 interrupted; %d/%d epochs are checkpointed in %s", done, cfg.epochs,
                             stage1_cache.stage1_dir(cfg))
                 raise
-            stage1_cache.save_stage1(cfg, s1)
-            if cfg.save_model:
-                wdir = Path(cfg.model_dir) / stage1_cache.stage1_dir(cfg).name
-                for m, state in enumerate(s1.best_states):
-                    outputs.atomic_torch_save(wdir / f"stage1_model{m}_epoch{s1.best_epoch + 1}.pt", state)
+            if rank0:
+                stage1_cache.save_stage1(cfg, s1)
+                if cfg.save_model:
+                    wdir = Path(cfg.model_dir) / stage1_cache.stage1_dir(cfg).name
+                    for m, state in enumerate(s1.best_states):
+                        outputs.atomic_torch_save(wdir / f"stage1_model{m}_epoch{s1.best_epoch + 1}.pt", state)
             del models
+    if world > 1:  # the steps after stage 1 are cheap: rank 0 runs them alone
+        distributed.finish()
+        if not rank0:
+            return None
+    # The steps after stage 1 work on small matrices (stage-2 batches of 128 x E*D): more
+    # threads only add synchronisation, which made them ~3x slower on a busy 2-core machine.
+    torch.set_num_threads(1)
     best = s1.best_epoch
     test = data.test_idx
     test_gold = data.clean[test]
@@ -172,6 +202,9 @@ def run(cfg: Config) -> dict:
                 "given_label_acc": float((noisy[known] == clean_trval[known]).mean()),
                 "dygen_label_acc": float((corrected.argmax(1)[known] == clean_trval[known]).mean())}
 
+    if perf["train_seqs"] or perf["embed_seqs"]:
+        metrics["stage1_perf"] = {k: round(v, 3) for k, v in perf.items()}
+
     # ---- outputs ----
     with timed(timings, "outputs"):
         run_dir = outputs.new_run_dir(Path(cfg.output_dir),
@@ -200,6 +233,12 @@ def run(cfg: Config) -> dict:
     timings["total"] = round(time.perf_counter() - t_start, 3)
     outputs.atomic_write_json(run_dir / "metrics.json", metrics)
     return metrics
+
+
+def eval_batch(cfg: Config, device) -> int:
+    """Batch of the embedding passes: --eval_batch_size, at least 512 on a GPU (no gradients,
+    so a large batch fits and keeps the GPU busy)."""
+    return cfg.eval_batch_size if torch.device(device).type != "cuda" else max(cfg.eval_batch_size, 512)
 
 
 def check_prepared(cfg: Config, data, model_cfg: dict, model_dir: str) -> None:

@@ -39,7 +39,7 @@ CKPT_FORMAT = 1
 
 def stage1_keys():
     return data_cache_keys() + ("n_model", "epochs", "lr", "weight_decay", "train_batch_size",
-                                "alpha_t_hi", "clip_gradient_norm")
+                                "alpha_t_hi", "clip_gradient_norm", "length_bucket")
 
 
 def stage1_dir(cfg: Config) -> Path:
@@ -109,7 +109,7 @@ def new_trajectory_file(cfg: Config, shape) -> np.ndarray:
     return np.lib.format.open_memmap(d / "z.npy", mode="w+", dtype=np.float16, shape=shape)
 
 
-def _load_checkpoint(cfg: Config, shape) -> Tuple[Optional[dict], Optional[np.ndarray]]:
+def _load_checkpoint(cfg: Config, shape, mmap_mode: str = "r+") -> Tuple[Optional[dict], Optional[np.ndarray]]:
     """(checkpoint, z opened read-write) when a valid checkpoint exists, else (None, None)."""
     d = stage1_dir(cfg)
     path = ckpt_path(cfg)
@@ -128,7 +128,7 @@ def _load_checkpoint(cfg: Config, shape) -> Tuple[Optional[dict], Optional[np.nd
             raise ValueError(f"inconsistent checkpoint (epoch {k})")
         if cfg.save_model and ck.get("best_states") is None:
             raise ValueError("made without --save_model: the selected epoch's weights were not kept")
-        z = np.load(d / "z.npy", mmap_mode="r+", allow_pickle=False)
+        z = np.load(d / "z.npy", mmap_mode=mmap_mode, allow_pickle=False)
         if z.shape != tuple(shape) or z.dtype != np.float16:
             raise ValueError(f"z.npy has shape {z.shape} {z.dtype}, expected {tuple(shape)} float16")
         for e in range(k):
@@ -139,6 +139,11 @@ def _load_checkpoint(cfg: Config, shape) -> Tuple[Optional[dict], Optional[np.nd
                     path, type(e).__name__, str(e).splitlines()[0] if str(e) else "")
         return None, None
     return ck, z
+
+
+def read_checkpoint(cfg: Config, shape) -> Optional[dict]:
+    """The checkpoint to resume from, read-only (ranks > 0 of a distributed run), or None."""
+    return _load_checkpoint(cfg, shape, mmap_mode="r")[0]
 
 
 def open_stage1(cfg: Config, shape) -> Tuple[np.ndarray, Optional[dict]]:

@@ -68,3 +68,16 @@ def test_sample_and_kl_finite_at_the_clamps():
     prior = torch.full_like(alpha, 1 + 1 / C)
     assert torch.isfinite(dirichlet_kl(alpha, prior)).all()
     assert torch.isfinite(dirichlet_kl(prior, alpha)).all()
+
+
+def test_alpha_for_all_candidates_at_once_equals_one_candidate_at_a_time():
+    import torch
+    from src.model.network import DirichletCVAE
+    torch.manual_seed(0)
+    C, D, B = 5, 12, 7
+    vae = DirichletCVAE(D, C, softplus_beta=2.0)
+    w = torch.randn(B, D)
+    all_at_once = vae.alpha_all_candidates(w)                     # (B, C~, C)
+    for y in range(C):
+        one = vae.alpha(w, torch.nn.functional.one_hot(torch.full((B,), y), C).float())
+        assert torch.allclose(all_at_once[:, y], one, atol=1e-5)

@@ -5,6 +5,7 @@ Sample order everywhere downstream: [train | validation | test], N_all samples.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
@@ -33,6 +34,7 @@ class PreparedData:
     class_names: List[str]
     cache_file: Optional[Path] = None
     row_ids: Optional[np.ndarray] = None  # (N_trval,) each train/validation text's row in its source file
+    tokenize_s: float = 0.0        # seconds spent tokenising (or reading the tokenised cache)
 
     @property
     def num_classes(self) -> int:
@@ -116,15 +118,18 @@ def prepare_data(cfg: Config, tokenizer, model_dir: str, device) -> PreparedData
     max_len = effective_max_len(cfg)
     key = cfg.hash(data_cache_keys())
     cache = Path(cfg.path) / cfg.dataset / "saved_data" / f"{key}.npz"
+    t0 = time.perf_counter()
     if cfg.saved_dataset == "y" and cache.exists():
         hit = load_token_cache(cache, key, len(texts), n_train + n_val, C)
         if hit is not None:
             log.info("tokenised data from cache %s", cache)
             tokens, clean, noisy = hit
-            return PreparedData(tokens, texts, clean, noisy, n_train, n_val, raw.class_names, cache, row_ids)
+            return PreparedData(tokens, texts, clean, noisy, n_train, n_val, raw.class_names, cache, row_ids,
+                                time.perf_counter() - t0)
 
     log.info("tokenising %d texts (max_len %d)", len(texts), max_len)
     tokens = tokenize(texts, tokenizer, max_len)
+    tokenize_s = time.perf_counter() - t0
     trval_orig = np.concatenate([tr_idx, va_idx])
     if cfg.noise_type == "REAL":  # real noise: use the labels as given
         noisy = raw.noisy_train_labels[trval_orig].astype(np.int64)
@@ -153,7 +158,7 @@ def prepare_data(cfg: Config, tokenizer, model_dir: str, device) -> PreparedData
     clean = np.concatenate([clean_trval, test_gold]).astype(np.int64)
     atomic_save_npz(cache, ids=tokens.ids, offsets=tokens.offsets, clean=clean, noisy=noisy,
                     config_hash=np.array(key))
-    return PreparedData(tokens, texts, clean, noisy, n_train, n_val, raw.class_names, cache, row_ids)
+    return PreparedData(tokens, texts, clean, noisy, n_train, n_val, raw.class_names, cache, row_ids, tokenize_s)
 
 
 def custom_options(cfg: Config) -> dict:

@@ -9,7 +9,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 
 
 @torch.inference_mode()
-def q_all_candidates(vae, w: np.ndarray, num_classes: int, batch_size: int = 512) -> np.ndarray:
+def q_all_candidates(vae, w: np.ndarray, num_classes: int, batch_size: int = 4096) -> np.ndarray:
     """(N, C~, C) q(y | y~, w) for every candidate noisy label y~, batched over all C at once."""
     from src.model.network import true_label_posterior
     vae.eval()
@@ -19,6 +19,9 @@ def q_all_candidates(vae, w: np.ndarray, num_classes: int, batch_size: int = 512
     for s in range(0, len(w), batch_size):
         wb = torch.as_tensor(w[s:s + batch_size], dtype=torch.float32)
         B = len(wb)
+        if hasattr(vae, "alpha_all_candidates"):  # the encoder once per sample, not C times
+            out[s:s + B] = true_label_posterior(vae.alpha_all_candidates(wb)).numpy()
+            continue
         wr = wb.unsqueeze(1).expand(B, C, wb.shape[1]).reshape(B * C, -1)
         yr = eye.repeat(B, 1)
         out[s:s + B] = true_label_posterior(vae.alpha(wr, yr)).reshape(B, C, C).numpy()

@@ -21,7 +21,18 @@ class DirichletCVAE(nn.Module):
         self.decoder = nn.Linear(in_dim + num_classes, num_classes)
 
     def alpha(self, w: torch.Tensor, y_onehot: torch.Tensor) -> torch.Tensor:
-        h = self.encoder(torch.cat([w, y_onehot], -1))
+        return self._alpha_from(self.encoder(torch.cat([w, y_onehot], -1)))
+
+    def alpha_all_candidates(self, w: torch.Tensor) -> torch.Tensor:
+        """(B, C~, C) alphas for every candidate noisy label y~ at once. The encoder is linear
+        in [w, onehot(y~)]: W_w w + b once per sample, plus column y~ of W_y (C times fewer
+        FLOPs than encoding B x C concatenated copies)."""
+        D = w.shape[1]
+        W = self.encoder.weight                                            # (C, D + C)
+        h = (w @ W[:, :D].T + self.encoder.bias).unsqueeze(1) + W[:, D:].T.unsqueeze(0)
+        return self._alpha_from(h)
+
+    def _alpha_from(self, h: torch.Tensor) -> torch.Tensor:
         a = F.softplus(h, beta=self.softplus_beta) + 1.0 + 1.0 / self.C
         return a.clamp(max=ALPHA_MAX)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional
 
@@ -16,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from src.data.batching import bucketed_batches, shard
 from src.data.tokenize import Tokens
-from src.model.loading import autocast
+from src.model.loading import amp_dtype, autocast
 
 log = logging.getLogger("dygen")
 
@@ -29,6 +31,23 @@ class Stage1Result:
     best_epoch: int          # 0-based epoch with the best ensemble accuracy on NOISY validation labels
     val_acc_noisy: List[float]
     best_states: Optional[List[dict]] = None  # deep copies of the selected weights
+    perf: Optional[dict] = None  # wall time and token counts of this run's passes (scripts/bench.py)
+
+
+def new_perf() -> dict:
+    """Counters of one stage-1 run: seconds, sequences, real (non-pad) tokens, padded tokens
+    (batch x width, what the model computes on) and the sum of squared real lengths (attention
+    FLOPs), for the training steps (per model) and the embedding passes (all models)."""
+    return {f"{part}_{k}": 0 for part in ("train", "embed") for k in ("s", "seqs", "tokens", "padded", "len_sq")}
+
+
+def count_batch(perf: Optional[dict], part: str, lens: np.ndarray, width: int) -> None:
+    if perf is not None:
+        lens = np.asarray(lens, dtype=np.int64)
+        perf[f"{part}_seqs"] += len(lens)
+        perf[f"{part}_tokens"] += int(lens.sum())
+        perf[f"{part}_padded"] += len(lens) * int(width)
+        perf[f"{part}_len_sq"] += int((lens ** 2).sum())
 
 
 def coreg_alpha(step: int, total_steps: int, alpha_hi: float) -> float:
@@ -36,13 +55,13 @@ def coreg_alpha(step: int, total_steps: int, alpha_hi: float) -> float:
     return 0.0 if step < 0.1 * total_steps else alpha_hi
 
 
-def agreement_kl(logits: List[torch.Tensor]) -> torch.Tensor:
-    """mean over models of KL(p_bar || p_m), averaged over the batch."""
+def agreement_kl(logits: List[torch.Tensor], reduce: bool = True) -> torch.Tensor:
+    """mean over models of KL(p_bar || p_m), averaged over the batch (reduce=False: (B,))."""
     logp = torch.stack([F.log_softmax(l.float(), dim=-1) for l in logits])   # (M, B, C)
     p_bar = logp.exp().mean(0)                                               # (B, C)
     log_p_bar = torch.log(p_bar.clamp_min(1e-12))
     kl = (p_bar.unsqueeze(0) * (log_p_bar.unsqueeze(0) - logp)).sum(-1)      # (M, B)
-    return kl.mean()
+    return kl.mean() if reduce else kl.mean(0)
 
 
 def linear_warmup_decay(step: int, warmup: int, total: int) -> float:
@@ -51,53 +70,149 @@ def linear_warmup_decay(step: int, warmup: int, total: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
+def _last_hidden_hook(store: dict):
+    """Forward hook on the encoder (model.base_model) keeping its last hidden state, so the
+    classifier's own forward gives the logits and no other layer's output is kept."""
+    def hook(module, args, output):
+        store["h"] = output[0] if isinstance(output, (tuple, list)) else output.last_hidden_state
+    return hook
+
+
 @torch.inference_mode()
-def embed_pass(model, tokens: Tokens, pad_id: int, device, batch_size: int, desc: str = "embed"):
-    """[CLS] of the last layer (N, D) and softmax (N, C), dropout off; length-sorted batches."""
+def embed_pass(model, tokens: Tokens, pad_id: int, device, batch_size: int, desc: str = "embed",
+               perf: Optional[dict] = None, rank: int = 0, world_size: int = 1):
+    """[CLS] of the last layer (N, D) and softmax (N, C), dropout off; one forward pass per
+    batch gives both. Length-sorted batches (padding only up to the longest in a batch).
+
+    Under torch.distributed (world_size > 1) every rank embeds every world_size-th sample of
+    the length order and the shards are all-gathered back into sample order on every rank.
+    """
     model.eval()
-    order = np.argsort(tokens.lengths(), kind="stable")
-    cls_out = probs_out = None
-    for s in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
-        idx = order[s:s + batch_size]
-        ids, mask = tokens.batch(idx, pad_id)
-        with autocast(device):
-            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True)
-        cls = out.hidden_states[-1][:, 0].float().cpu().numpy()
-        p = torch.softmax(out.logits.float(), -1).cpu().numpy()
-        if cls_out is None:
-            cls_out = np.zeros((len(tokens), cls.shape[1]), np.float32)
-            probs_out = np.zeros((len(tokens), p.shape[1]), np.float32)
-        cls_out[idx], probs_out[idx] = cls, p
+    t0 = time.perf_counter()
+    lengths = tokens.lengths()
+    order = np.argsort(lengths, kind="stable")
+    mine = order[rank::world_size]
+    store: dict = {}
+    handle = model.base_model.register_forward_hook(_last_hidden_hook(store))
+    cls_parts, prob_parts = [], []
+    try:
+        for s in tqdm(range(0, len(mine), batch_size), desc=desc, leave=False, **({"disable": True} if rank else {})):
+            idx = mine[s:s + batch_size]
+            ids, mask = tokens.batch(idx, pad_id)
+            count_batch(perf, "embed", lengths[idx], ids.shape[1])
+            if device.type == "cuda":
+                ids, mask = ids.pin_memory(), mask.pin_memory()
+            ids = ids.to(device, non_blocking=True)
+            mask = mask.to(device, non_blocking=True)
+            with autocast(device):
+                logits = model(input_ids=ids, attention_mask=mask).logits
+            cls_parts.append(store.pop("h")[:, 0].float())
+            prob_parts.append(torch.softmax(logits.float(), -1))
+    finally:
+        handle.remove()
+    D, C = model.config.hidden_size, model.config.num_labels
+    cls = torch.cat(cls_parts) if cls_parts else torch.zeros((0, D), device=device)
+    probs = torch.cat(prob_parts) if prob_parts else torch.zeros((0, C), device=device)
+    cls_out = np.zeros((len(tokens), D), np.float32)
+    probs_out = np.zeros((len(tokens), C), np.float32)
+    if world_size == 1:
+        cls_out[mine], probs_out[mine] = cls.cpu().numpy(), probs.cpu().numpy()
+    else:
+        for r, (c, p) in enumerate(zip(_gather_rows(cls), _gather_rows(probs))):
+            rows = order[r::world_size]
+            cls_out[rows], probs_out[rows] = c[:len(rows)], p[:len(rows)]
+    if perf is not None:
+        perf["embed_s"] += time.perf_counter() - t0
     return cls_out, probs_out
+
+
+def _gather_rows(x: torch.Tensor) -> List[np.ndarray]:
+    """all_gather of every rank's (n_r, K) rows (n_r differ by at most one): each padded to the
+    largest n_r, gathered, returned per rank (padding rows included, callers cut them)."""
+    import torch.distributed as dist
+    world = dist.get_world_size()
+    n = torch.tensor([x.shape[0]], device=x.device)
+    width = n.clone()
+    dist.all_reduce(width, op=dist.ReduceOp.MAX)
+    padded = torch.zeros((int(width), x.shape[1]), dtype=x.dtype, device=x.device)
+    padded[:x.shape[0]] = x
+    out = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(out, padded.contiguous())
+    return [o.cpu().numpy() for o in out]
+
+
+def dist_info() -> tuple:
+    """(rank, world_size) of torch.distributed's default group, (0, 1) without one."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _batch_losses(logits: List[torch.Tensor], y: torch.Tensor, alpha: float, M: int) -> torch.Tensor:
+    """Per-sample stage-1 loss (B,): mean over models of cross-entropy + alpha x the agreement
+    KL; its batch mean is the loss of SPEC section 2."""
+    ce = torch.stack([F.cross_entropy(l.float(), y, reduction="none") for l in logits]).mean(0)
+    if M > 1 and alpha > 0:
+        return ce + alpha * agreement_kl(logits, reduce=False)
+    return ce
+
+
+def make_adamw(params, *, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW (eps 1e-8), fused: one kernel over all parameters instead of a Python loop of
+    small ops per tensor (on 2 CPU cores the loop took longer than the forward pass)."""
+    try:
+        return torch.optim.AdamW(params, lr=lr, eps=1e-8, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError):  # a device or dtype without the fused kernel
+        return torch.optim.AdamW(params, lr=lr, eps=1e-8, weight_decay=weight_decay)
 
 
 def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, n_val: int,
                  pad_id: int, device, *, epochs: int, lr: float, weight_decay: float,
                  batch_size: int, eval_batch_size: int, alpha_t_hi: float, clip: float,
-                 seed: int, z_out: np.ndarray, keep_best: bool = True,
+                 seed: int, z_out: Optional[np.ndarray], keep_best: bool = True,
                  resume: Optional[dict] = None,
-                 on_epoch_end: Optional[Callable[[dict], None]] = None) -> Stage1Result:
+                 on_epoch_end: Optional[Callable[[dict], None]] = None,
+                 perf: Optional[dict] = None, length_bucket: int = 50) -> Stage1Result:
     """Fine-tune `models` on tokens[:n_train] with labels noisy[:n_train].
 
-    z_out: preallocated (M, E, N_all, D) array (a memory map) that receives the trajectories.
+    z_out: preallocated (M, E, N_all, D) array (a memory map) that receives the trajectories
+    (None on the ranks > 0 of a distributed run: only rank 0 writes).
     on_epoch_end(state): called after every epoch with everything needed to resume
     (see `training_state`); resume: such a state, to continue after its last epoch
-    (z_out must then already hold the finished epochs).
+    (z_out must then already hold the finished epochs). perf: counters (see `new_perf`),
+    filled in. length_bucket: see `src.data.batching.bucketed_batches` (0: random batches).
+
+    Under torch.distributed (torchrun) every rank takes its contiguous shard of each global
+    batch of `batch_size`; each model is wrapped in DistributedDataParallel and the per-rank
+    losses are weighted so that the averaged gradient is the global batch's: the same
+    updates as one process with the same batches, up to float rounding (dropout masks
+    differ: each rank draws its own, reseeded from (seed, epoch, rank) every epoch).
     """
     M = len(models)
     n_all = len(tokens)
     C = models[0].config.num_labels
+    rank, world = dist_info()
     for m in models:
         m.to(device)
+    fwd = models
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        ids_ = [device.index] if device.type == "cuda" else None
+        fwd = [DDP(m, device_ids=ids_, broadcast_buffers=False) for m in models]
     params = [p for m in models for p in m.parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, eps=1e-8, weight_decay=weight_decay)
+    opt = make_adamw(params, lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(n_train / batch_size)
     total = epochs * steps_per_epoch
     warmup = int(0.06 * total)
     # Stepped once per optimizer step (the authors restarted it every epoch).
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: linear_warmup_decay(s, warmup, total))
+    # fp16 autocast (CUDA GPUs without bf16) needs loss scaling; a no-op otherwise
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(device) == torch.float16)
+    pin = device.type == "cuda"  # page-locked batches: asynchronous host-to-GPU copies
     gen = torch.Generator().manual_seed(seed)
     y_train = torch.from_numpy(noisy[:n_train]).long()
+    lengths = tokens.lengths()
     val_noisy = noisy[n_train:n_train + n_val]
     probs_all = np.zeros((M, epochs, n_all, C), np.float32)
     val_acc, best_epoch, best_acc, best_states = [], -1, -1.0, None
@@ -113,53 +228,84 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
         best_epoch, best_acc = int(resume["best_epoch"]), float(resume["best_acc"])
         best_states = resume.get("best_states")
         set_rng_states(resume["rng"], gen, device)
+        if scaler.is_enabled() and resume.get("scaler"):
+            scaler.load_state_dict(resume["scaler"])
     for epoch in range(start, epochs):
-        for m in models:
+        for m in fwd:
             m.train()
-        perm = torch.randperm(n_train, generator=gen).numpy()
-        bar = tqdm(range(steps_per_epoch), desc=f"stage 1 epoch {epoch + 1}/{epochs}", leave=False)
-        for b in bar:
-            idx = perm[b * batch_size:(b + 1) * batch_size]
+        if world > 1:  # each rank its own dropout stream, reproducible on resume
+            torch.manual_seed((seed * 1_000_003 + epoch * 1_009 + rank) % 2 ** 63)
+        batches = bucketed_batches(lengths[:n_train], batch_size, gen, length_bucket)
+        bar = tqdm(batches, desc=f"stage 1 epoch {epoch + 1}/{epochs}", leave=False,
+                   **({"disable": True} if rank else {}))
+        t_train = time.perf_counter()
+        for gidx in bar:
+            idx = shard(gidx, rank, world) if world > 1 else gidx
+            weight = 1.0
+            if len(idx) == 0:  # a short last batch: take part in the all-reduce with zero weight
+                idx, weight = gidx[:1], 0.0
             ids, mask = tokens.batch(idx, pad_id)
-            ids, mask, y = ids.to(device), mask.to(device), y_train[idx].to(device)
+            count_batch(perf, "train", lengths[idx], ids.shape[1])
+            if pin:
+                ids, mask = ids.pin_memory(), mask.pin_memory()
+            ids = ids.to(device, non_blocking=True)
+            mask = mask.to(device, non_blocking=True)
+            y = y_train[idx].to(device, non_blocking=True)
             with autocast(device):
-                logits = [m(input_ids=ids, attention_mask=mask).logits for m in models]
-            ce = torch.stack([F.cross_entropy(l.float(), y) for l in logits]).mean()
+                logits = [m(input_ids=ids, attention_mask=mask).logits for m in fwd]
             alpha = coreg_alpha(step, total, alpha_t_hi)
-            loss = ce + alpha * agreement_kl(logits) if (M > 1 and alpha > 0) else ce
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"stage 1: loss is {loss.item()} at epoch {epoch + 1}, step {step}")
+            per_sample = _batch_losses(logits, y, alpha, M)
+            if world == 1:
+                loss = per_sample.mean()
+                shown = loss.detach()
+            else:  # DDP averages gradients over ranks: weight each rank by its share of the batch
+                loss = per_sample.sum() * (weight * world / len(gidx))
+                shown = loss.detach() / world
+                torch.distributed.all_reduce(shown)
+            if not torch.isfinite(shown):
+                raise FloatingPointError(f"stage 1: loss is {shown.item()} at epoch {epoch + 1}, step {step}")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             if clip > 0:
+                scaler.unscale_(opt)
                 for m in models:  # each model is its own network: clip its own gradient
-                    torch.nn.utils.clip_grad_norm_(m.parameters(), clip)
-            opt.step()
+                    torch.nn.utils.clip_grad_norm_(m.parameters(), clip, foreach=True)
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             step += 1
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if rank == 0:
+                bar.set_postfix(loss=f"{shown.item():.3f}")
+        if perf is not None:
+            perf["train_s"] += time.perf_counter() - t_train
         for mi, m in enumerate(models):
             cls, p = embed_pass(m, tokens, pad_id, device, eval_batch_size,
-                                desc=f"embed model {mi + 1}/{M} epoch {epoch + 1}")
-            cls = cls.astype(z_out.dtype)
+                                desc=f"embed model {mi + 1}/{M} epoch {epoch + 1}", perf=perf,
+                                rank=rank, world_size=world)
+            if z_out is not None:
+                cls = cls.astype(z_out.dtype)
             if not (np.isfinite(cls).all() and np.isfinite(p).all()):
                 raise FloatingPointError(f"stage 1: model {mi + 1}'s embeddings or probabilities after epoch "
                                          f"{epoch + 1} are not finite (NaN, or beyond float16 range)")
-            z_out[mi, epoch] = cls
+            if z_out is not None:
+                z_out[mi, epoch] = cls
             probs_all[mi, epoch] = p
         ens_val = probs_all[:, epoch, n_train:n_train + n_val].mean(0).argmax(1)
         acc = float((ens_val == val_noisy).mean()) if n_val else 0.0
         val_acc.append(acc)
-        test_msg = ""
-        log.info("stage 1 epoch %d/%d: noisy-validation ensemble acc %.4f%s", epoch + 1, epochs, acc, test_msg)
+        if rank == 0:
+            log.info("stage 1 epoch %d/%d: noisy-validation ensemble acc %.4f", epoch + 1, epochs, acc)
         if acc > best_acc:
             best_acc, best_epoch = acc, epoch
-            if keep_best:  # real copies: the live models keep training
+            if keep_best and rank == 0:  # real copies: the live models keep training
                 best_states = [{k: v.detach().cpu().clone() for k, v in m.state_dict().items()} for m in models]
         if on_epoch_end is not None:
-            on_epoch_end(training_state(epoch + 1, step, models, opt, sched, gen, device, probs_all,
-                                        val_acc, best_epoch, best_acc, best_states))
-    return Stage1Result(z_out, probs_all, best_epoch, val_acc, best_states)
+            state = training_state(epoch + 1, step, models, opt, sched, gen, device, probs_all,
+                                   val_acc, best_epoch, best_acc, best_states)
+            if scaler.is_enabled():
+                state["scaler"] = scaler.state_dict()
+            on_epoch_end(state)
+    return Stage1Result(z_out, probs_all, best_epoch, val_acc, best_states, perf)
 
 
 def training_state(n_done: int, step: int, models, opt, sched, gen, device, probs_all, val_acc,

@@ -1,0 +1,279 @@
+"""Benchmark (not a test): throughput and model FLOP utilisation of the DyGen pipeline.
+
+    python scripts/bench.py                      # 20news + trec workloads on this machine
+    python scripts/bench.py --device cuda        # the same on a GPU (bf16 autocast)
+
+For each workload it runs the real pipeline (pipeline.run, fresh caches in a temporary
+folder) and prints:
+- the matrix-multiply peak of this machine, measured in the same run (fp32 torch.mm of
+  2048 x 2048 on CPU, bf16 on CUDA; best of several);
+- stage-1 training and embedding passes: sequences/s, real (non-pad) tokens/s, padding
+  waste (padded tokens the model computed on that were not real tokens) and model FLOP
+  utilisation = useful model FLOPs / time / peak. Model FLOPs per sequence of length L:
+  forward 2 * (non-embedding parameters) * L + 4 * layers * hidden * L^2 (attention
+  scores and values); training = 3 x forward; each of the M models counts;
+- the wall time of every pipeline step and the post-stage-1 share of stage-1 time;
+- peak memory (resident set; CUDA allocator peak on a GPU);
+- with --scaling: the post-stage-1 steps on synthetic trajectories at two sizes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars would interleave with the figures
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def matmul_peak(device: torch.device, n: int = 2048, reps: int = 5) -> float:
+    """Best FLOP/s of an n x n matrix product (fp32 on CPU, bf16 on CUDA)."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    inner = 20 if device.type == "cuda" else 1
+    best = float("inf")
+    for _ in range(reps + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            torch.mm(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, (time.perf_counter() - t0) / inner)
+    return 2 * n ** 3 / best
+
+
+def model_flops(model_cfg: dict) -> tuple:
+    """(2 * non-embedding parameters, 4 * layers * hidden): forward FLOPs of a sequence of length
+    L are a * L + b * L^2 (dense layers, then attention scores and values)."""
+    H, L = model_cfg["hidden_size"], model_cfg["num_hidden_layers"]
+    inter = model_cfg.get("intermediate_size", 4 * H)
+    per_layer = 4 * H * H + 4 * H + 2 * H * inter + inter + H + 4 * H   # QKVO, FFN, 2 LayerNorms
+    return 2 * L * per_layer, 4 * L * H
+
+
+def pass_figures(perf: dict, part: str, a: float, b: float, n_model: int, peak: float) -> dict:
+    s = perf[f"{part}_s"]
+    mult = 3 * n_model if part == "train" else 1     # embed counters already cover every model
+    seqs = perf[f"{part}_seqs"] * (n_model if part == "train" else 1)
+    tok = perf[f"{part}_tokens"] * (n_model if part == "train" else 1)
+    flops = mult * (a * perf[f"{part}_tokens"] + b * perf[f"{part}_len_sq"])
+    return {"seconds": round(s, 2), "seq_per_s": round(seqs / s, 1) if s else None,
+            "tokens_per_s": round(tok / s, 1) if s else None,
+            "padding_waste": round(1 - perf[f"{part}_tokens"] / max(1, perf[f"{part}_padded"]), 4),
+            "gflops": round(flops / s / 1e9, 1) if s else None,
+            "mfu": round(flops / s / peak, 3) if s else None}
+
+
+def load_avg() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def run_workload(name: str, args_list: list, peak: float, device: torch.device) -> dict:
+    from src import pipeline
+    from src.config import config_from_args
+    from src.model.loading import resolve_model_dir
+    cfg = config_from_args(args_list)
+    mcfg = json.loads((Path(resolve_model_dir(cfg.bert)) / "config.json").read_text())
+    a, b = model_flops(mcfg)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    load0 = load_avg()
+    metrics = pipeline.run(cfg)
+    perf = metrics.get("stage1_perf", {})
+    t = metrics["timings_s"]
+    post = sum(t.get(k, 0) for k in ("dynamics", "prior", "stage2", "evaluate", "outputs"))
+    out = {"workload": name, "load_before": load0, "load_after": load_avg(),
+           "train": pass_figures(perf, "train", a, b, cfg.n_model, peak),
+           "embed": pass_figures(perf, "embed", a, b, cfg.n_model, peak),
+           "timings_s": t, "post_stage1_s": round(post, 3),
+           "post_stage1_share": round(post / t["stage1"], 4) if t.get("stage1") else None,
+           "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2)}
+    if device.type == "cuda":
+        out["cuda_peak_gib"] = round(torch.cuda.max_memory_allocated() / 2 ** 30, 2)
+    return out
+
+
+def trec_padding(batch: int, eval_batch: int, chunk_batches: int = 50, seed: int = 1) -> dict:
+    """Padding waste of one epoch's batches over all 5,452 TREC questions (tokenised, max length
+    64), computed from the lengths alone: random training batches (before), length-bucketed
+    ones (now), and the length-sorted embedding batches."""
+    from src.data.batching import bucketed_batches, padding_waste, random_batches
+    from src.data.datasets import load_dataset
+    from src.data.tokenize import tokenize
+    from src.model.loading import load_tokenizer, resolve_model_dir
+    raw = load_dataset("trec", ROOT / "datasets")
+    texts = list(raw.train_texts) + list(raw.test_texts)
+    lengths = tokenize(texts, load_tokenizer(resolve_model_dir("embedded")), 64).lengths()
+    n_train = int(0.8 * len(raw.train_texts))
+    order = np.argsort(lengths, kind="stable")
+    embed = [order[s:s + eval_batch] for s in range(0, len(order), eval_batch)]
+    return {"n": len(lengths), "mean_length": float(lengths.mean()),
+            "train_random": padding_waste(lengths[:n_train], random_batches(
+                n_train, batch, torch.Generator().manual_seed(seed))),
+            "train_bucketed": padding_waste(lengths[:n_train], bucketed_batches(
+                lengths[:n_train], batch, torch.Generator().manual_seed(seed), chunk_batches)),
+            "embed_sorted": padding_waste(lengths, embed)}
+
+
+def post_stage1_scaling(n_trval: int, n_test: int, E: int = 4, D: int = 384, C: int = 20, M: int = 2,
+                        T: int = 10, seed: int = 0) -> dict:
+    """The post-stage-1 steps (as in pipeline.run) on synthetic trajectories of a given size."""
+    from src.dynamics.euclidean_dist import dynamics_score, flag_top, own_label_distances
+    from src.model import evaluate as ev
+    from src.model.generate_prior import dirichlet_prior, knn_proba
+    from src.model.train_stage2 import train_stage2
+    from src.pipeline import trajectory_features
+    rng = np.random.default_rng(seed)
+    torch.set_num_threads(1)  # as pipeline.run does after stage 1
+    n_all = n_trval + n_test
+    centres = rng.normal(size=(C, D)).astype(np.float32)
+    noisy = rng.integers(0, C, n_trval)
+    lab_all = np.concatenate([noisy, rng.integers(0, C, n_test)])
+    z = (centres[lab_all][None, None] + rng.normal(size=(M, E, n_all, D))).astype(np.float16)
+    p_test = rng.dirichlet(np.ones(C), size=(M, n_test)).astype(np.float32)
+    trval, test = slice(0, n_trval), np.arange(n_trval, n_all)
+    t = {}
+    t0 = time.perf_counter()
+    scores = np.stack([dynamics_score(own_label_distances(z[m][:, trval], noisy, C)) for m in range(M)])
+    flags = np.stack([flag_top(s, int(0.2 * n_trval)) for s in scores])
+    t["dynamics"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    alpha_p = np.stack([dirichlet_prior(knn_proba(np.asarray(z[m, 0, trval], np.float32), noisy, ~flags[m], C, 10),
+                                        "onehot", 5.0, 3) for m in range(M)])
+    t["prior"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    w_all = [trajectory_features(z[m]) for m in range(M)]
+    vaes = train_stage2([w[trval] for w in w_all], noisy, alpha_p, C, epochs=T, lr=1e-3, batch_size=128,
+                        softplus_beta=1.0, beta=1.0, lambda_t=1.0, warmup_fraction=0.2, seed=seed)
+    t["stage2"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    q_test = np.stack([ev.q_all_candidates(v, w_all[m][test], C) for m, v in enumerate(vaes)])
+    ev.posterior(p_test, q_test)
+    q_trval = np.stack([ev.q_all_candidates(v, w_all[m][trval], C) for m, v in enumerate(vaes)])
+    ev.corrected_distribution(q_trval, noisy)
+    t["evaluate"] = time.perf_counter() - t0
+    t = {k: round(v, 3) for k, v in t.items()}
+    t["total"] = round(sum(t.values()), 3)
+    return {"n_trval": n_trval, "n_test": n_test, "E": E, "D": D, "C": C, "M": M, "T": T, "timings_s": t}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--bert", default="embedded")
+    p.add_argument("--train_docs", type=int, default=200, help="20news training documents (80%% train, 20%% val)")
+    p.add_argument("--test_docs", type=int, default=40)
+    p.add_argument("--max_len", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--n_model", type=int, default=2)
+    p.add_argument("--batch", type=int, default=32, help="stage-1 training batch")
+    p.add_argument("--eval_batch", type=int, default=None, help="embedding-pass batch (default: the config's)")
+    p.add_argument("--trec_docs", type=int, default=400, help="trec training questions (0: skip trec)")
+    p.add_argument("--scaling", nargs="*", type=int, default=[4000, 8000],
+                   help="train+val sizes of the post-stage-1 scaling check (none: skip)")
+    p.add_argument("--workloads", default="20news,trec")
+    p.add_argument("--extrapolate", default=None, metavar="TRAIN,EMBED,EPOCHS",
+                   help="also print the stage-1 time of a run with TRAIN training samples, EMBED samples "
+                        "embedded per epoch and EPOCHS epochs (same M, lengths and batches), from the 20news "
+                        "workload's throughput; full 20news: 9034,18821,10")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+    from src.model.loading import pick_device
+    device = pick_device(args.device)
+    peak0 = matmul_peak(device)
+    print(f"device {device}; torch threads {torch.get_num_threads()}; load average {load_avg()}")
+    print(f"matrix-multiply peak (2048^2 {'bf16' if device.type == 'cuda' else 'fp32'} torch.mm, best of 5): "
+          f"{peak0 / 1e9:.1f} GFLOP/s")
+    report = {"device": str(device), "threads": torch.get_num_threads(), "peak_gflops_start": peak0 / 1e9,
+              "workloads": [], "scaling": []}
+    tmp = Path(tempfile.mkdtemp(prefix="dygen-bench-"))
+    common = ["--bert", args.bert, "--device", args.device, "--epochs", str(args.epochs),
+              "--n_model", str(args.n_model), "--train_batch_size", str(args.batch), "--vae_epochs", "10",
+              "--prior_epoch", "1"]
+    if args.eval_batch:
+        common += ["--eval_batch_size", str(args.eval_batch)]
+    wl = {"20news": ["--dataset", "20news", "--max_train_samples", str(args.train_docs),
+                     "--max_test_samples", str(args.test_docs), "--max_len", str(args.max_len)],
+          "trec": ["--dataset", "trec", "--max_train_samples", str(args.trec_docs),
+                   "--max_test_samples", str(args.test_docs), "--max_len", "64"]}
+    results = []
+    for name in args.workloads.split(","):
+        if name == "trec" and not args.trec_docs:
+            continue
+        out = tmp / name
+        r = run_workload(name, wl[name] + common + ["--output_dir", str(out / "cache"), "--path", str(out / "ds")],
+                         peak0, device)
+        results.append(r)
+    peak1 = matmul_peak(device)
+    peak = max(peak0, peak1)
+    print(f"matrix-multiply peak again at the end: {peak1 / 1e9:.1f} GFLOP/s (MFU below uses the "
+          f"higher of the two, {peak / 1e9:.1f})")
+    for r in results:  # re-express MFU against the higher of the two peak measurements
+        for part in ("train", "embed"):
+            f = r[part]
+            if f["gflops"] is not None:
+                f["mfu"] = round(f["gflops"] * 1e9 / peak, 3)
+        t = r["timings_s"]
+        print(f"\n== {r['workload']} (load average before {r['load_before']}, after {r['load_after']})")
+        for part, label in (("train", "stage-1 training"), ("embed", "embedding passes")):
+            f = r[part]
+            print(f"{label:18s} {f['seconds']:7.1f} s  {f['seq_per_s']} seq/s  {f['tokens_per_s']} tok/s  "
+                  f"{f['gflops']} GFLOP/s  MFU {f['mfu']:.1%}  padding waste {f['padding_waste']:.1%}")
+        print("steps (s)          " + "  ".join(f"{k} {v:.2f}" for k, v in t.items()))
+        print(f"post-stage-1       {r['post_stage1_s']:.2f} s = {r['post_stage1_share']:.1%} of stage 1")
+        print(f"peak memory        RSS {r['peak_rss_gib']} GiB"
+              + (f", CUDA {r['cuda_peak_gib']} GiB" if "cuda_peak_gib" in r else ""))
+    if args.extrapolate and results:
+        n_tr, n_emb, ep = (int(x) for x in args.extrapolate.split(","))
+        r = results[0]
+        t_train = args.n_model * n_tr / r["train"]["seq_per_s"]
+        t_embed = args.n_model * n_emb / r["embed"]["seq_per_s"]
+        total = ep * (t_train + t_embed)
+        report["extrapolated_stage1_s"] = total
+        print(f"\nextrapolated stage 1 ({r['workload']} throughput; {n_tr} training samples, {n_emb} embedded "
+              f"per epoch, {ep} epochs, M={args.n_model}): {ep} x ({t_train:.0f} s training + {t_embed:.0f} s "
+              f"embedding) = {total:.0f} s = {total / 60:.1f} min")
+    report["peak_gflops_end"] = peak1 / 1e9
+    report["workloads"] = results
+    try:
+        pad = trec_padding(args.batch, args.eval_batch or 128)
+        report["trec_padding"] = pad
+        print(f"\n== padding waste over all {pad['n']} TREC questions (mean length {pad['mean_length']:.1f} "
+              f"tokens), one epoch: training batches of {args.batch} random {pad['train_random']:.1%}, "
+              f"length-bucketed {pad['train_bucketed']:.1%}; length-sorted embedding batches of "
+              f"{args.eval_batch or 128} {pad['embed_sorted']:.1%}")
+    except Exception as e:  # noqa: BLE001 - a benchmark: report and go on
+        print(f"trec padding figures skipped: {e}")
+    if args.scaling:
+        print("\n== post-stage-1 steps on synthetic trajectories (E=4, D=384, C=20, M=2, T=10)")
+        for n in args.scaling:
+            s = post_stage1_scaling(n, n // 2)
+            report["scaling"].append(s)
+            print(f"N_trval {n:7d} (+{n // 2} test): " + "  ".join(f"{k} {v:.2f}" for k, v in s["timings_s"].items()))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
