@@ -16,10 +16,11 @@ def _plt():
     return plt
 
 
-def _save(fig, path) -> Path:
+def _save(fig, path, tight: bool = True) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     fig.savefig(path, dpi=90)
     _plt().close(fig)
     return path
@@ -111,21 +112,29 @@ def accuracy_vs_noise(series: Mapping[str, Mapping[str, Sequence[Tuple[float, fl
     type, one line with error bars (std over seeds) per method."""
     plt = _plt()
     types = list(series)
-    fig, axes = plt.subplots(1, len(types), figsize=(4.2 * len(types), 3.6), squeeze=False, sharey=True)
+    methods = list(dict.fromkeys(m for nt in types for m in series[nt]))   # one colour per method everywhere
+    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
+    markers = "osD^vP*X"
+    fig, axes = plt.subplots(1, len(types), figsize=(3.6 * len(types) + 1.6, 3.6), squeeze=False, sharey=True)
+    handles = {}
     for ax, nt in zip(axes[0], types):
         for method, pts in series[nt].items():
             pts = sorted(pts)
-            r = [p[0] for p in pts]
-            ax.errorbar([100 * x for x in r], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o",
-                        capsize=3, lw=2.5 if method == "dygen" else 1.2, label=method)
+            dx = 0.35 * (methods.index(method) - (len(methods) - 1) / 2)   # side by side, bars readable
+            h = ax.errorbar([100 * p[0] + dx for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts],
+                            marker=markers[methods.index(method) % len(markers)], color=colours[method], capsize=3,
+                            lw=2.5 if method == "dygen" else 1.2, alpha=0.9, label=method)
+            handles[method] = h
         ax.set_title(nt, fontsize=9)
+        ax.set_xticks(sorted({100 * p[0] for pts in series[nt].values() for p in pts}))
         ax.set_xlabel("noise ratio (%)")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("test accuracy (mean +- std over seeds)")
-    axes[0][-1].legend(fontsize=7)
+    axes[0][0].set_ylabel("test accuracy (mean +- std over seeds)", fontsize=8)
+    fig.legend([handles[m] for m in methods], methods, loc="center right", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    fig.tight_layout(rect=(0, 0, 1 - 1.5 / fig.get_figwidth(), 1))
+    return _save(fig, path, tight=False)
 
 
 def run_plots(run_dir, *, scores: np.ndarray, own_dist: np.ndarray, is_noisy, probs_before: np.ndarray,
