@@ -71,14 +71,17 @@ def main(argv=None) -> int:
     out = Path(args.output_dir)
     command = "python scripts/run_grid.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     t0 = time.perf_counter()
-    if args.report_only:
+    from src.outputs import atomic_write_text
+    if args.report_only:   # the table names the command that ran the grid, not this one
         rows = grid.read_rows(out / "results.csv")
+        saved = out / "grid_command.txt"
+        command = saved.read_text().strip() if saved.exists() else command
     else:
+        atomic_write_text(out / "grid_command.txt", command + "\n")
         rows = grid.run_grid(out, noise_types=args.noise_types or preset.get("noise_types", ("SN",)),
                              ratios=args.ratios or preset.get("ratios", (0.2,)),
                              seeds=args.seeds or preset.get("seeds", (1,)), methods=methods, main_args=main_args,
                              compare_cleanlab=not args.no_cleanlab)
-    from src.outputs import atomic_write_text
     atomic_write_text(out / "results.md", grid.results_markdown(rows, methods, command))
     series = grid.accuracy_series(rows, methods)
     if series:

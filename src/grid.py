@@ -254,7 +254,10 @@ def significance_table(rows: Sequence[dict], metric: str, ref: str, others: Sequ
             if t is None:
                 continue
             p = f"{t['p']:.3f}" if t["p"] is not None else "n/a"
-            out = "yes" if beats_outside_spread(agg[(nt, r, ref)], agg[(nt, r, o)]) else "no"
+            if min(agg[(nt, r, ref)][2], agg[(nt, r, o)][2]) < 2:
+                out = "n/a (1 seed)"
+            else:
+                out = "yes" if beats_outside_spread(agg[(nt, r, ref)], agg[(nt, r, o)]) else "no"
             lines.append(f"| {nt} {100 * r:g}% | {o} | {100 * t['mean_diff']:+.1f} ± {100 * t['std_diff']:.1f} | "
                          f"{t['wins']}/{t['ties']}/{t['losses']} | {p} | {out} |")
     return "\n".join(lines)

@@ -56,7 +56,7 @@ def test_paired_comparison_against_the_closed_form_t_test():
     assert grid.beats_outside_spread((0.6, 0.01, 3), (0.42, 0.02, 3))
     sig = grid.significance_table(rows, "test_acc", "dygen", ["base", "cr"])
     assert "| SN 20% | base | +18.0 ± 8.0 | 3/0/0 |" in sig and sig.count("| yes |") == 1
-    assert "| ASN 40% | cr | -10.0 ± 0.0 | 0/0/1 | n/a | no |" in sig
+    assert "| ASN 40% | cr | -10.0 ± 0.0 | 0/0/1 | n/a | n/a (1 seed) |" in sig   # no spread from one seed
     md = grid.results_markdown(rows, ["base", "cr", "dygen"], command="cmd")
     assert "11 cells from 4 settings" in md and "`cmd`" in md and "3.0 min" in md
 
