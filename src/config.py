@@ -80,14 +80,23 @@ class Config:
     beta: float = _f(1.0, "weight of the Dirichlet KL term")
     lambda_t: float = _f(1.0, "weight of the stage-2 co-regularisation after warm-up")
     warmup_epochs: float = _f(0.2, "fraction of stage-2 epochs without co-regularisation")
+    # --- methods compared on one stage 1 (README, section Experiments) ---
+    variants: str = _f("dygen", "comma-separated methods to run on this stage 1: dygen (always run), npc, "
+                       "dygen-no-dynamics, dygen-no-coreg, dygen-no-prior (stage-2 variants on the cached "
+                       "stage 1); cr (this stage-1 ensemble); base (its own stage 1 with --n_model 1 "
+                       "--alpha_t_hi 0). Results under metrics.json 'variants'")
+    compare_cleanlab: bool = _f(False, "also detect label errors with cleanlab (5-fold logistic regression "
+                                "on frozen pretrained embeddings) and compare with the dynamics score")
+    no_plots: bool = _f(False, "do not draw the PNG plots in the run folder")
     # --- running ---
     device: str = _f("auto", "auto (cuda when present), cpu or cuda", choices=("auto", "cpu", "cuda"))
     output_dir: str = _f("cache", "where results logs, .npy and run folders go")
     model_dir: str = _f("model_save", "where --save_model writes weights")
     save_model: bool = _f(False, "save the selected stage-1 and the stage-2 weights under --model_dir")
     preset: Optional[str] = _f(None, "quick: a stratified subset that runs in minutes on 2 CPU "
-                               "cores; paper: the authors' setting. Explicit flags win.",
-                               choices=("quick", "paper"))
+                               "cores; grid: a smaller one, one cell of scripts/run_grid.py; paper: the "
+                               "authors' setting. Explicit flags win.",
+                               choices=("quick", "grid", "paper"))
 
     # ------------------------------------------------------------------
     @property
@@ -123,6 +132,10 @@ PRESETS = {
     # Same method on a stratified subset sized for <= 10 minutes on 2 CPU cores.
     "quick": dict(max_train_samples=400, max_test_samples=400, max_len=64, epochs=4,
                   train_batch_size=16, eval_batch_size=64, lr=1e-4, vae_epochs=10, n_model=2),
+    # One cell of scripts/run_grid.py --preset quick (18 settings x 2 stage 1s in < 1 h on 2 cores).
+    # 160 train / 40 validation documents, batch 8: as many optimizer steps (80) as quick.
+    "grid": dict(max_train_samples=200, max_test_samples=200, max_len=48, epochs=4,
+                 train_batch_size=8, eval_batch_size=64, lr=1e-4, vae_epochs=10, n_model=2),
 }
 
 
@@ -173,7 +186,7 @@ def make_config(**explicit) -> Config:
     if preset is not None:
         values.update(PRESETS[preset])
     values.update(explicit)
-    if preset == "quick" and "max_len" not in explicit:  # the dataset's own length when shorter
+    if preset in ("quick", "grid") and "max_len" not in explicit:  # the dataset's own length when shorter
         from src.data.datasets import DATASETS
         if values.get("dataset", "20news") in DATASETS:
             values["max_len"] = min(values["max_len"], DATASETS[values.get("dataset", "20news")].max_len)
@@ -235,6 +248,8 @@ def validate(cfg: Config) -> Config:
             raise UserError(f"--{name} must be >= 0 (got {getattr(cfg, name)})")
     if not cfg.softplus_beta > 0:
         raise UserError(f"--softplus_beta must be > 0 (got {cfg.softplus_beta})")
+    from src.variants import parse_methods
+    cfg.variants = ",".join(parse_methods(cfg.variants))
     validate_more(cfg)
     return cfg
 

@@ -4,12 +4,14 @@ data -> stage 1 -> dynamics -> prior -> stage 2 -> evaluate -> outputs
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import random
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -28,6 +30,7 @@ from src.model.loading import (configure_threads, load_classifier, load_tokenize
 from src.model.train_stage1 import new_perf as train_stage1_perf, train_stage1
 from src.model.train_stage2 import train_stage2
 from src import outputs
+from src.variants import BASE_OVERRIDES, VARIANTS, Variant, parse_methods
 
 log = logging.getLogger("dygen")
 
@@ -51,6 +54,176 @@ def trajectory_features(z_m: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(z_m, dtype=np.float32).transpose(1, 0, 2).reshape(N, E * D))
 
 
+def run_stage1(cfg: Config, data, tokenizer, model_dir: str, device, perf: Optional[dict] = None):
+    """Stage 1 from its cache, or fine-tuned (resuming from a checkpoint) and cached.
+    Under torchrun every rank trains; only rank 0 writes. Returns (Stage1Result, cached,
+    resumed_after_epoch); `perf` (if given) receives throughput counters."""
+    world, rank0 = distributed.world_size(), distributed.rank() == 0
+    C = data.num_classes
+    s1 = stage1_cache.load_stage1(cfg, data.n_all, C)
+    cached, resumed_from = s1 is not None, None
+    if s1 is None:
+        n_tr, n_va = data.n_train, data.n_val
+        models = [load_classifier(model_dir, C, cfg.seed + m) for m in range(cfg.n_model)]
+        D = models[0].config.hidden_size
+        shape = (cfg.n_model, cfg.epochs, data.n_all, D)
+        z, resume = stage1_cache.open_stage1(cfg, shape) if rank0 else (None, None)
+        if world > 1:  # only rank 0 writes; the others read the checkpoint it resumes from
+            distributed.barrier()
+            if not rank0:
+                resume = stage1_cache.read_checkpoint(cfg, shape)
+            done = int(resume["epoch"]) if resume is not None else 0
+            if distributed.broadcast_int(done) != done:
+                raise RuntimeError(f"rank {distributed.rank()} sees a different stage-1 checkpoint than rank 0")
+        resumed_from = int(resume["epoch"]) if resume is not None else None
+        torch.manual_seed(cfg.seed)
+        try:
+            s1 = train_stage1(models, data.tokens, data.noisy, n_tr, n_va, tokenizer.pad_token_id, device,
+                              epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                              batch_size=cfg.train_batch_size, eval_batch_size=eval_batch(cfg, device),
+                              alpha_t_hi=cfg.alpha_t_hi, clip=cfg.clip_gradient_norm, seed=cfg.seed,
+                              z_out=z, keep_best=cfg.save_model, resume=resume,
+                              on_epoch_end=stage1_cache.checkpoint_writer(cfg, z) if rank0 else None,
+                              perf=perf if perf is not None else train_stage1_perf(),
+                              length_bucket=cfg.length_bucket)
+        except KeyboardInterrupt:
+            prog = stage1_cache.ckpt_path(cfg).parent / "progress.json"
+            done = json.loads(prog.read_text())["epoch"] if prog.exists() else 0
+            log.warning("stage 1 interrupted; %d/%d epochs are checkpointed in %s", done, cfg.epochs,
+                        stage1_cache.stage1_dir(cfg))
+            raise
+        if rank0:
+            stage1_cache.save_stage1(cfg, s1)
+            if cfg.save_model:
+                wdir = Path(cfg.model_dir) / stage1_cache.stage1_dir(cfg).name
+                for m, state in enumerate(s1.best_states):
+                    outputs.atomic_torch_save(wdir / f"stage1_model{m}_epoch{s1.best_epoch + 1}.pt", state)
+        del models
+    return s1, cached, resumed_from
+
+
+def eval_batch(cfg: Config, device) -> int:
+    """Batch of the embedding passes: --eval_batch_size, at least 512 on a GPU (no gradients,
+    so a large batch fits and keeps the GPU busy)."""
+    return cfg.eval_batch_size if torch.device(device).type != "cuda" else max(cfg.eval_batch_size, 512)
+
+
+@dataclass
+class Shared:
+    """What every stage-2 variant of one run reads: the data and the cached stage 1."""
+    cfg: Config
+    s1: object                 # Stage1Result
+    noisy: np.ndarray          # (N_trval,)
+    num_classes: int
+    n_trval: int
+    test: np.ndarray           # indices of the test samples in [train | validation | test]
+    p_noisy_test: np.ndarray   # (M, N_test, C) stage-1 probabilities at the selected epoch
+    test_gold: np.ndarray
+    has_gold: bool
+
+
+@dataclass
+class VariantResult:
+    test_probs: np.ndarray     # (N_test, C)
+    corrected: np.ndarray      # (N_trval, C) q(y | observed y~, w), averaged over models
+    scores: Optional[np.ndarray]   # (M, N_trval) flagging scores, None without flagging
+    flags: np.ndarray          # (M, N_trval) bool
+    n_flag: int
+    flag_how: str
+    alpha_prior: np.ndarray    # (M, N_trval, C)
+    in_dim: int                # width of the VAE input w
+    lambda_t: float
+    vaes: list
+    epoch_acc: list            # per-epoch test accuracy (recorded only when asked)
+    timings: dict
+
+
+def variant_features(s1, v: Variant, best: int, m: int) -> np.ndarray:
+    """(N_all, E*D) trajectory or (N_all, D) one epoch's embedding of model m."""
+    if v.features == "trajectory":
+        return trajectory_features(s1.z[m])
+    return np.asarray(s1.z[m, best], dtype=np.float32)
+
+
+def variant_scores(s1, v: Variant, best: int, noisy: np.ndarray, C: int) -> Optional[np.ndarray]:
+    """(M, N_trval) flagging scores, or None for a variant that flags nothing."""
+    if v.flagging == "none":
+        return None
+    trval = slice(0, len(noisy))
+    M = s1.z.shape[0]
+    if v.flagging == "dynamics":
+        return np.stack([dynamics_score(own_label_distances(s1.z[m][:, trval], noisy, C)) for m in range(M)])
+    return np.stack([own_label_distances(s1.z[m][best:best + 1, trval], noisy, C)[0] for m in range(M)])
+
+
+def run_variant(sh: Shared, v: Variant, record_test_acc: bool = False) -> VariantResult:
+    """dynamics -> prior -> stage 2 -> posterior for one variant on the shared stage 1."""
+    cfg, s1, noisy, C = sh.cfg, sh.s1, sh.noisy, sh.num_classes
+    M, best, trval, test = s1.z.shape[0], s1.best_epoch, slice(0, sh.n_trval), sh.test
+    timings: dict = {}
+    with timed(timings, "dynamics"):
+        scores = variant_scores(s1, v, best, noisy, C)                  # (M, N_trval) or None
+        if scores is None:
+            n_flag, flag_how = 0, "no flagging (this variant's prior uses every sample)"
+            flags = np.zeros((M, sh.n_trval), dtype=bool)
+        else:
+            n_flag, flag_how = flag_count(scores.mean(0), noise_type=cfg.noise_type, noise_ratio=cfg.noise_ratio,
+                                          flag_ratio=cfg.flag_ratio, seed=cfg.seed)
+            flags = np.stack([flag_top(s, n_flag) for s in scores])   # (M, N_trval)
+        log.info("%s: flagging %d of %d train+validation samples: %s", v.name, n_flag, sh.n_trval, flag_how)
+    with timed(timings, "prior"):
+        if v.prior == "uniform":
+            alpha_p = np.full((M, sh.n_trval, C), 1.0 + 1.0 / C)
+        else:
+            e0 = cfg.prior_epoch - 1 if v.prior_epoch == "config" else best
+            alpha_p = np.stack([
+                dirichlet_prior(knn_proba(np.asarray(s1.z[m, e0, trval], np.float32), noisy, ~flags[m], C, cfg.k),
+                                cfg.knn_mode, cfg.prior_norm, cfg.selected_class)
+                for m in range(M)])                                    # (M, N_trval, C)
+    lam = v.lambda_t(cfg.lambda_t)
+    with timed(timings, "stage2"):
+        w_all = [variant_features(s1, v, best, m) for m in range(M)]  # M x (N_all, E*D or D)
+        epoch_acc = []
+
+        def record(epoch, vaes):  # per-epoch test accuracy, for inspection only (never selection)
+            if record_test_acc and sh.has_gold:
+                q = np.stack([ev.q_all_candidates(vae, w_all[m][test], C) for m, vae in enumerate(vaes)])
+                epoch_acc.append(float((ev.posterior(sh.p_noisy_test, q).argmax(1) == sh.test_gold).mean()))
+
+        vaes = train_stage2([w[trval] for w in w_all], noisy, alpha_p, C, epochs=cfg.T, lr=cfg.vae_lr,
+                            batch_size=cfg.vae_batch_size, softplus_beta=cfg.softplus_beta, beta=cfg.beta,
+                            lambda_t=lam, warmup_fraction=cfg.warmup_epochs, seed=cfg.seed,
+                            on_epoch_end=record)
+    with timed(timings, "evaluate"):
+        q_test = np.stack([ev.q_all_candidates(vae, w_all[m][test], C) for m, vae in enumerate(vaes)])
+        test_probs = ev.posterior(sh.p_noisy_test, q_test)
+        q_trval = np.stack([ev.q_all_candidates(vae, w_all[m][trval], C) for m, vae in enumerate(vaes)])
+        corrected = ev.corrected_distribution(q_trval, noisy)        # (N_trval, C)
+    return VariantResult(test_probs, corrected, scores, flags, int(n_flag), flag_how, alpha_p,
+                         int(w_all[0].shape[1]), lam, vaes, epoch_acc, timings)
+
+
+def variant_metrics(res: VariantResult, sh: Shared, clean_trval: np.ndarray) -> dict:
+    """Test metrics, noise detection (when the variant flags) and label correction."""
+    out = {"n_flagged": res.n_flag, "vae_input_width": res.in_dim, "stage2_lambda_t": res.lambda_t,
+           "timings_s": res.timings}
+    if sh.has_gold:
+        out["test"] = ev.classification_metrics(res.test_probs, sh.test_gold)
+    known = clean_trval >= 0
+    if known.any():
+        noisy = sh.noisy
+        is_noisy = noisy[known] != clean_trval[known]
+        if res.scores is not None:
+            mean_score = res.scores.mean(0)
+            out["noise_detection"] = ev.detection_metrics(flag_top(mean_score, res.n_flag)[known],
+                                                          mean_score[known], is_noisy)
+        out["label_correction"] = {
+            "n_with_clean_label": int(known.sum()),
+            "given_label_acc": float((noisy[known] == clean_trval[known]).mean()),
+            "dygen_label_acc": float((res.corrected.argmax(1)[known] == clean_trval[known]).mean())}
+    return out
+
+
 def run(cfg: Config) -> Optional[dict]:
     """The whole pipeline; returns the metrics (None on the ranks > 0 of a torchrun launch)."""
     t_start = time.perf_counter()
@@ -61,6 +234,7 @@ def run(cfg: Config) -> Optional[dict]:
     threads = configure_threads(int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     model_dir = resolve_model_dir(cfg.bert)
     model_cfg = preflight.check_paths(cfg, model_dir, effective_max_len(cfg))
+    methods = parse_methods(cfg.variants)
 
     # ---- data ----
     with timed(timings, "data"):
@@ -84,45 +258,9 @@ def run(cfg: Config) -> Optional[dict]:
              cfg.noise_type, cfg.noise_ratio, noise["train"], noise["validation"])
 
     # ---- stage 1 ----
+    perf = train_stage1_perf()
     with timed(timings, "stage1"):
-        s1 = stage1_cache.load_stage1(cfg, data.n_all, C)
-        cached, resumed_from = s1 is not None, None
-        perf = train_stage1_perf()
-        if s1 is None:
-            models = [load_classifier(model_dir, C, cfg.seed + m) for m in range(cfg.n_model)]
-            D = models[0].config.hidden_size
-            shape = (cfg.n_model, cfg.epochs, data.n_all, D)
-            z, resume = stage1_cache.open_stage1(cfg, shape) if rank0 else (None, None)
-            if world > 1:  # only rank 0 writes; the others read the checkpoint it resumes from
-                distributed.barrier()
-                if not rank0:
-                    resume = stage1_cache.read_checkpoint(cfg, shape)
-                done = int(resume["epoch"]) if resume is not None else 0
-                if distributed.broadcast_int(done) != done:
-                    raise RuntimeError(f"rank {distributed.rank()} sees a different stage-1 checkpoint than rank 0")
-            resumed_from = int(resume["epoch"]) if resume is not None else None
-            torch.manual_seed(cfg.seed)
-            try:
-                s1 = train_stage1(models, data.tokens, data.noisy, n_tr, n_va, tokenizer.pad_token_id, device,
-                                  epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                  batch_size=cfg.train_batch_size, eval_batch_size=eval_batch(cfg, device),
-                                  alpha_t_hi=cfg.alpha_t_hi, clip=cfg.clip_gradient_norm, seed=cfg.seed,
-                                  z_out=z, keep_best=cfg.save_model, resume=resume,
-                                  on_epoch_end=stage1_cache.checkpoint_writer(cfg, z) if rank0 else None,
-                                  perf=perf, length_bucket=cfg.length_bucket)
-            except KeyboardInterrupt:
-                prog = stage1_cache.ckpt_path(cfg).parent / "progress.json"
-                done = json.loads(prog.read_text())["epoch"] if prog.exists() else 0
-                log.warning("stage 1 interrupted; %d/%d epochs are checkpointed in %s", done, cfg.epochs,
-                            stage1_cache.stage1_dir(cfg))
-                raise
-            if rank0:
-                stage1_cache.save_stage1(cfg, s1)
-                if cfg.save_model:
-                    wdir = Path(cfg.model_dir) / stage1_cache.stage1_dir(cfg).name
-                    for m, state in enumerate(s1.best_states):
-                        outputs.atomic_torch_save(wdir / f"stage1_model{m}_epoch{s1.best_epoch + 1}.pt", state)
-            del models
+        s1, cached, resumed_from = run_stage1(cfg, data, tokenizer, model_dir, device, perf)
     if world > 1:  # the steps after stage 1 are cheap: rank 0 runs them alone
         distributed.finish()
         if not rank0:
@@ -139,46 +277,22 @@ def run(cfg: Config) -> Optional[dict]:
     log.info("stage 1: selected epoch %d (noisy-validation acc %.4f)%s", best + 1,
              s1.val_acc_noisy[best], " [cached]" if cached else "")
 
-    # ---- dynamics ----
+    # ---- dynamics -> prior -> stage 2 -> posterior: DyGen, then the other variants ----
     trval = slice(0, n_trval)
     noisy = data.noisy
-    with timed(timings, "dynamics"):
-        scores = np.stack([dynamics_score(own_label_distances(s1.z[m][:, trval], noisy, C))
-                           for m in range(cfg.n_model)])             # (M, N_trval)
-        n_flag, flag_how = flag_count(scores.mean(0), noise_type=cfg.noise_type, noise_ratio=cfg.noise_ratio,
-                                      flag_ratio=cfg.flag_ratio, seed=cfg.seed)
-        log.info("flagging %d of %d train+validation samples: %s", n_flag, n_trval, flag_how)
-        flags = np.stack([flag_top(s, n_flag) for s in scores])      # (M, N_trval)
-
-    # ---- prior ----
-    with timed(timings, "prior"):
-        e0 = cfg.prior_epoch - 1
-        alpha_p = np.stack([
-            dirichlet_prior(knn_proba(np.asarray(s1.z[m, e0, trval], np.float32), noisy, ~flags[m], C, cfg.k),
-                            cfg.knn_mode, cfg.prior_norm, cfg.selected_class)
-            for m in range(cfg.n_model)])                            # (M, N_trval, C)
-
-    # ---- stage 2 ----
-    with timed(timings, "stage2"):
-        w_all = [trajectory_features(s1.z[m]) for m in range(cfg.n_model)]   # M x (N_all, E*D)
-        epoch_acc = []
-
-        def record(epoch, vaes):  # per-epoch test accuracy, for inspection only (never selection)
-            if has_gold:
-                q = np.stack([ev.q_all_candidates(v, w_all[m][test], C) for m, v in enumerate(vaes)])
-                epoch_acc.append(float((ev.posterior(p_noisy_test, q).argmax(1) == test_gold).mean()))
-
-        vaes = train_stage2([w[trval] for w in w_all], noisy, alpha_p, C, epochs=cfg.T, lr=cfg.vae_lr,
-                            batch_size=cfg.vae_batch_size, softplus_beta=cfg.softplus_beta, beta=cfg.beta,
-                            lambda_t=cfg.lambda_t, warmup_fraction=cfg.warmup_epochs, seed=cfg.seed,
-                            on_epoch_end=record)
+    clean_trval = data.clean[trval]
+    sh = Shared(cfg, s1, noisy, C, n_trval, test, p_noisy_test, test_gold, has_gold)
+    results = {}
+    for name in ["dygen"] + [m for m in methods if m in VARIANTS and m != "dygen"]:
+        results[name] = run_variant(sh, VARIANTS[name], record_test_acc=(name == "dygen"))
+    dy = results["dygen"]
+    for step in ("dynamics", "prior", "stage2"):
+        timings[step] = dy.timings[step]
+    scores, flags, n_flag, flag_how, vaes = dy.scores, dy.flags, dy.n_flag, dy.flag_how, dy.vaes
+    dygen_probs, corrected, epoch_acc = dy.test_probs, dy.corrected, dy.epoch_acc
 
     # ---- evaluate ----
     with timed(timings, "evaluate"):
-        q_test = np.stack([ev.q_all_candidates(v, w_all[m][test], C) for m, v in enumerate(vaes)])
-        dygen_probs = ev.posterior(p_noisy_test, q_test)
-        q_trval = np.stack([ev.q_all_candidates(v, w_all[m][trval], C) for m, v in enumerate(vaes)])
-        corrected = ev.corrected_distribution(q_trval, noisy)        # (N_trval, C)
         metrics = {"n_train": n_tr, "n_validation": n_va, "n_test": int(len(test)), "num_classes": C,
                    "realised_noise_rate": noise, "stage1_best_epoch": best + 1,
                    "stage1_val_acc_noisy": s1.val_acc_noisy, "stage1_cached": cached,
@@ -188,10 +302,9 @@ def run(cfg: Config) -> Optional[dict]:
             metrics["base"] = ev.classification_metrics(base_probs, test_gold)
             metrics["dygen"] = ev.classification_metrics(dygen_probs, test_gold)
             metrics["dygen_test_acc_per_epoch"] = epoch_acc
-        clean_trval = data.clean[trval]
         known = clean_trval >= 0   # diagnostics on the samples whose clean label is known
+        is_noisy = noisy[known] != clean_trval[known] if known.any() else None
         if known.any():
-            is_noisy = noisy[known] != clean_trval[known]
             mean_score = scores.mean(0)
             metrics["noise_detection"] = ev.detection_metrics(flag_top(mean_score, n_flag)[known],
                                                               mean_score[known], is_noisy)
@@ -201,9 +314,39 @@ def run(cfg: Config) -> Optional[dict]:
                 "n_with_clean_label": int(known.sum()),
                 "given_label_acc": float((noisy[known] == clean_trval[known]).mean()),
                 "dygen_label_acc": float((corrected.argmax(1)[known] == clean_trval[known]).mean())}
-
+        variants = {}
+        for name in methods:
+            if name == "cr":
+                variants["cr"] = {"stage1": f"{cfg.n_model} co-regularised models (alpha_t_hi {cfg.alpha_t_hi}), "
+                                            f"selected epoch {best + 1}", "stage1_hash": stage1_cache.stage1_dir(cfg).name}
+                if has_gold:
+                    variants["cr"]["test"] = metrics["base"]
+            elif name in results:
+                variants[name] = variant_metrics(results[name], sh, clean_trval)
+    extra_probs = {}
+    if "base" in methods:   # its own stage 1: one model, no co-regularisation
+        cfg_b = dataclasses.replace(cfg, **BASE_OVERRIDES)
+        if world > 1:
+            from src.errors import UserError
+            raise UserError("--variants base needs its own stage 1: run it without torchrun")
+        t0 = time.perf_counter()
+        torch.set_num_threads(threads)   # a fine-tuning again: all threads
+        s1b, cached_b, _ = run_stage1(cfg_b, data, tokenizer, model_dir, device)
+        torch.set_num_threads(1)
+        extra_probs["base_1model_probs"] = s1b.probs[0, s1b.best_epoch][test]
+        variants["base"] = {"stage1": "1 model, no co-regularisation", "stage1_best_epoch": s1b.best_epoch + 1,
+                            "stage1_hash": stage1_cache.stage1_dir(cfg_b).name, "stage1_cached": cached_b,
+                            "timings_s": {"stage1": round(time.perf_counter() - t0, 3)}}
+        if has_gold:
+            variants["base"]["test"] = ev.classification_metrics(extra_probs["base_1model_probs"], test_gold)
+        timings["stage1_base"] = variants["base"]["timings_s"]["stage1"]
+    metrics["variants"] = {m: variants[m] for m in methods if m in variants}
     if perf["train_seqs"] or perf["embed_seqs"]:
         metrics["stage1_perf"] = {k: round(v, 3) for k, v in perf.items()}
+    if cfg.compare_cleanlab and known.any():
+        with timed(timings, "cleanlab"):
+            metrics["detection_comparison"] = detection_comparison(cfg, data, model_dir, tokenizer, device,
+                                                                   scores.mean(0)[known], known, is_noisy)
 
     # ---- outputs ----
     with timed(timings, "outputs"):
@@ -215,8 +358,9 @@ def run(cfg: Config) -> Optional[dict]:
         outputs.atomic_write_json(run_dir / "label_map.json", {n: i for i, n in enumerate(data.class_names)})
         write_corrected_labels(run_dir / "corrected_labels.csv", data, corrected, scores.mean(0),
                                flags.any(0))
+        extra_probs.update({f"{n.replace('-', '_')}_probs": r.test_probs for n, r in results.items() if n != "dygen"})
         outputs.atomic_save_npz(run_dir / "test_predictions.npz", base_probs=base_probs, dygen_probs=dygen_probs,
-                                test_labels=test_gold)
+                                test_labels=test_gold, **extra_probs)
         acc_arr = np.asarray(metrics.get("dygen_test_acc_per_epoch", []), dtype=np.float64)
         outputs.atomic_save_npy(run_dir / f"dygen_acc_{cfg.noise_ratio}_{cfg.T}.npy", acc_arr)
         top = Path(cfg.output_dir) / f"dygen_acc_{cfg.noise_ratio}_{cfg.T}.npy"
@@ -230,15 +374,32 @@ def run(cfg: Config) -> Optional[dict]:
             wdir = Path(cfg.model_dir) / run_dir.name
             for m, v in enumerate(vaes):
                 outputs.atomic_torch_save(wdir / f"stage2_vae{m}.pt", v.state_dict())
+        if not cfg.no_plots:
+            from src import plots
+            own = own_label_distances(s1.z[0][:, trval], noisy, C)  # (E, N_trval), model 1
+            metrics["plots"] = plots.run_plots(
+                run_dir, scores=scores.mean(0)[known], own_dist=own[:, known], is_noisy=is_noisy,
+                probs_before=base_probs, probs_after=dygen_probs, test_labels=test_gold if has_gold else None,
+                seed=cfg.seed)
     timings["total"] = round(time.perf_counter() - t_start, 3)
     outputs.atomic_write_json(run_dir / "metrics.json", metrics)
     return metrics
 
 
-def eval_batch(cfg: Config, device) -> int:
-    """Batch of the embedding passes: --eval_batch_size, at least 512 on a GPU (no gradients,
-    so a large batch fits and keeps the GPU busy)."""
-    return cfg.eval_batch_size if torch.device(device).type != "cuda" else max(cfg.eval_batch_size, 512)
+def detection_comparison(cfg: Config, data, model_dir: str, tokenizer, device, dygen_score: np.ndarray,
+                         known: np.ndarray, is_noisy: np.ndarray) -> dict:
+    """cleanlab (5-fold logistic regression on the frozen pretrained encoder's mean-pooled
+    embeddings, noisy labels) against the dynamics score, on the samples with a known clean label."""
+    from src.baselines.cleanlab_detect import compare_detection
+    from src.data.features import mean_pooled_features
+    idx = np.flatnonzero(known)
+    feats = mean_pooled_features(model_dir, data.tokens.subset(idx), tokenizer.pad_token_id, device,
+                                 cfg.eval_batch_size)
+    out = compare_detection(dygen_score, feats, data.noisy[idx], is_noisy, data.num_classes, seed=cfg.seed)
+    log.info("noise detection at the true count (%d): dynamics score P %.4f AUROC %.4f; cleanlab P %.4f AUROC %.4f",
+             out["n_corrupted"], out["dygen_at_true_count"]["precision"], out["dygen_at_true_count"]["auroc"] or 0,
+             out["cleanlab_at_true_count"]["precision"], out["cleanlab_at_true_count"]["auroc"] or 0)
+    return out
 
 
 def check_prepared(cfg: Config, data, model_cfg: dict, model_dir: str) -> None:
@@ -285,6 +446,10 @@ def summary_table(metrics: dict) -> str:
             m = metrics[name]
             lines.append(f"{'test ' + ('base (stage 1)' if name == 'base' else 'DyGen'):22s}"
                          f"{m['accuracy']:10.4f}{m['macro_f1']:10.4f}{m['ece']:8.4f}")
+    for name, v in metrics.get("variants", {}).items():
+        if name != "dygen" and "test" in v:
+            m = v["test"]
+            lines.append(f"{'test ' + name:22s}{m['accuracy']:10.4f}{m['macro_f1']:10.4f}{m['ece']:8.4f}")
     nr = metrics["realised_noise_rate"]
     lines.append(f"realised noise rate   train {nr['train']:.4f}  validation {nr['validation']:.4f}")
     if "noise_detection" in metrics:
@@ -294,6 +459,13 @@ def summary_table(metrics: dict) -> str:
                      f"F1 {d['f1']:.4f}  AUROC {auroc}")
         lc = metrics["label_correction"]
         lines.append(f"train+val label acc   given {lc['given_label_acc']:.4f}  DyGen {lc['dygen_label_acc']:.4f}")
+    if "detection_comparison" in metrics:
+        dc = metrics["detection_comparison"]
+        for name in ("dygen", "cleanlab"):
+            d = dc[f"{name}_at_true_count"]
+            auroc = f"{d['auroc']:.4f}" if d["auroc"] is not None else "n/a"
+            lines.append(f"{'detection ' + ('dynamics' if name == 'dygen' else 'cleanlab'):22s}"
+                         f"P@{dc['n_corrupted']} {d['precision']:.4f}  AUROC {auroc}")
     t = metrics["timings_s"]
     lines.append("time (s)              " + "  ".join(f"{k} {v:.1f}" for k, v in t.items()))
     lines.append(f"run folder            {metrics['run_dir']}")

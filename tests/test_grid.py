@@ -1,0 +1,104 @@
+"""The experiment grid: aggregation against hand-computed answers, paired tests, and
+resumption (a finished cell is never recomputed) on a real tiny grid."""
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, tiny_args
+from src import grid
+
+ACC = {"dygen": (0.50, 0.60, 0.70), "cr": (0.55, 0.55, 0.58), "base": (0.40, 0.42, 0.44)}
+
+
+def _rows():
+    rows = []
+    for method, accs in ACC.items():
+        for seed, a in zip((1, 2, 3), accs):
+            rows.append({"dataset": "20news", "noise_type": "SN", "noise_ratio": "0.2", "seed": str(seed),
+                         "method": method, "config_hash": "h", "test_acc": str(a), "setting_wall_s": "60"})
+    # a second setting with one seed only, where cr wins
+    rows.append({"dataset": "20news", "noise_type": "ASN", "noise_ratio": "0.4", "seed": "1", "method": "cr",
+                 "config_hash": "h", "test_acc": "0.3"})
+    rows.append({"dataset": "20news", "noise_type": "ASN", "noise_ratio": "0.4", "seed": "1", "method": "dygen",
+                 "config_hash": "h", "test_acc": "0.2"})
+    return rows
+
+
+def test_mean_std_and_table_against_hand_computed_values():
+    agg = grid.aggregate(_rows(), "test_acc")
+    m, s, n = agg[("SN", 0.2, "cr")]
+    assert n == 3 and m == pytest.approx(0.56) and s == pytest.approx(math.sqrt((0.01 ** 2 * 2 + 0.02 ** 2) / 2))
+    md = grid.table(_rows(), "test_acc", ["base", "cr", "dygen"])
+    lines = md.splitlines()
+    assert lines[0] == "| method | SN 20% | ASN 40% |"
+    assert lines[2] == "| base | 42.0 ± 2.0 (3) | - |"
+    assert lines[3] == "| cr | 56.0 ± 1.7 (3) | **30.0 ± 0.0** (1) |"
+    assert lines[4] == "| dygen | **60.0 ± 10.0** (3) | 20.0 ± 0.0 (1) |"
+    # lower is better: the bold moves
+    assert "**42.0 ± 2.0** (3)" in grid.table(_rows(), "test_acc", ["base", "cr", "dygen"], higher_better=False)
+
+
+def test_paired_comparison_against_the_closed_form_t_test():
+    rows = _rows()
+    ps = grid.per_seed(rows, "test_acc")
+    t = grid.paired(ps[("SN", 0.2, "dygen")], ps[("SN", 0.2, "cr")])
+    d = np.array([-0.05, 0.05, 0.12])
+    tstat = d.mean() / (d.std(ddof=1) / math.sqrt(3))
+    p_df2 = 1 - abs(tstat) / math.sqrt(2 + tstat ** 2)        # two-sided p of Student's t with 2 df
+    assert t["n"] == 3 and t["mean_diff"] == pytest.approx(0.04) and t["p"] == pytest.approx(p_df2)
+    assert (t["wins"], t["ties"], t["losses"]) == (2, 0, 1)
+    assert not grid.beats_outside_spread((0.6, 0.1, 3), (0.56, 0.017, 3))
+    assert grid.beats_outside_spread((0.6, 0.01, 3), (0.42, 0.02, 3))
+    sig = grid.significance_table(rows, "test_acc", "dygen", ["base", "cr"])
+    assert "| SN 20% | base | +18.0 ± 8.0 | 3/0/0 |" in sig and sig.count("| yes |") == 1
+    assert "| ASN 40% | cr | -10.0 ± 0.0 | 0/0/1 | n/a | n/a (1 seed) |" in sig   # no spread from one seed
+    md = grid.results_markdown(rows, ["base", "cr", "dygen"], command="cmd")
+    assert "11 cells from 4 settings" in md and "`cmd`" in md and "3.0 min" in md
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("run_grid", ROOT / "scripts" / "run_grid.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_tiny_grid_resumes_and_recomputes_nothing(tiny_bert_dir, tmp_path, monkeypatch):
+    from src import pipeline
+    calls = []
+    real_run = pipeline.run
+
+    def counting_run(cfg):
+        calls.append(cfg.variants)
+        return real_run(cfg)
+
+    monkeypatch.setattr(pipeline, "run", counting_run)
+    script = _load_script()
+    out = tmp_path / "grid"
+    main_flags = [a for a in tiny_args(tiny_bert_dir, tmp_path)]
+    argv = ["--noise_types", "SN", "--ratios", "0.2", "--seeds", "1", "--methods", "dygen,cr",
+            "--output_dir", str(out), "--", *main_flags]
+    assert script.main(argv) == 0
+    assert calls == ["cr,dygen"]
+    rows = grid.read_rows(out / "results.csv")
+    assert sorted(r["method"] for r in rows) == ["cleanlab", "cr", "dygen"]
+    first = (out / "results.csv").read_text()
+    assert script.main(argv) == 0                     # nothing left to do
+    assert calls == ["cr,dygen"] and (out / "results.csv").read_text() == first
+    # a new method on the same setting: only its stage 2, on the cached stage 1
+    argv[argv.index("dygen,cr")] = "dygen,cr,npc"
+    assert script.main(argv) == 0
+    assert calls == ["cr,dygen", "npc"]
+    rows = grid.read_rows(out / "results.csv")
+    assert len(rows) == 4 and [r["stage1_cached"] for r in rows if r["method"] == "npc"] == ["True"]
+    # another configuration (here: more stage-2 epochs) is another cell
+    assert script.main(argv + ["--vae_epochs", "2"]) == 0
+    assert calls[-1] == "cr,npc,dygen"
+    assert len(grid.read_rows(out / "results.csv")) == 8
+    md = (out / "results.md").read_text()
+    assert "| dygen |" in md and "| cleanlab |" in md and (out / "grid_accuracy.png").stat().st_size > 1000
