@@ -136,6 +136,7 @@ class VariantResult:
     vaes: list
     epoch_acc: list            # per-epoch test accuracy (recorded only when asked)
     timings: dict
+    own_dist: Optional[np.ndarray] = None   # (M, E, N_trval) distances behind dynamics scores
 
 
 def variant_features(s1, v: Variant, best: int, m: int) -> np.ndarray:
@@ -145,15 +146,17 @@ def variant_features(s1, v: Variant, best: int, m: int) -> np.ndarray:
     return np.asarray(s1.z[m, best], dtype=np.float32)
 
 
-def variant_scores(s1, v: Variant, best: int, noisy: np.ndarray, C: int) -> Optional[np.ndarray]:
-    """(M, N_trval) flagging scores, or None for a variant that flags nothing."""
+def variant_scores(s1, v: Variant, best: int, noisy: np.ndarray, C: int):
+    """(M, N_trval) flagging scores (None for a variant that flags nothing), and the
+    per-epoch own-label distances (M, E, N_trval) they came from (None unless dynamics)."""
     if v.flagging == "none":
-        return None
+        return None, None
     trval = slice(0, len(noisy))
     M = s1.z.shape[0]
     if v.flagging == "dynamics":
-        return np.stack([dynamics_score(own_label_distances(s1.z[m][:, trval], noisy, C)) for m in range(M)])
-    return np.stack([own_label_distances(s1.z[m][best:best + 1, trval], noisy, C)[0] for m in range(M)])
+        own = np.stack([own_label_distances(s1.z[m][:, trval], noisy, C) for m in range(M)])
+        return np.stack([dynamics_score(o) for o in own]), own
+    return np.stack([own_label_distances(s1.z[m][best:best + 1, trval], noisy, C)[0] for m in range(M)]), None
 
 
 def run_variant(sh: Shared, v: Variant, record_test_acc: bool = False) -> VariantResult:
@@ -162,7 +165,7 @@ def run_variant(sh: Shared, v: Variant, record_test_acc: bool = False) -> Varian
     M, best, trval, test = s1.z.shape[0], s1.best_epoch, slice(0, sh.n_trval), sh.test
     timings: dict = {}
     with timed(timings, "dynamics"):
-        scores = variant_scores(s1, v, best, noisy, C)                  # (M, N_trval) or None
+        scores, own_dist = variant_scores(s1, v, best, noisy, C)        # (M, N_trval) or None
         if scores is None:
             n_flag, flag_how = 0, "no flagging (this variant's prior uses every sample)"
             flags = np.zeros((M, sh.n_trval), dtype=bool)
@@ -200,7 +203,7 @@ def run_variant(sh: Shared, v: Variant, record_test_acc: bool = False) -> Varian
         q_trval = np.stack([ev.q_all_candidates(vae, w_all[m][trval], C) for m, vae in enumerate(vaes)])
         corrected = ev.corrected_distribution(q_trval, noisy)        # (N_trval, C)
     return VariantResult(test_probs, corrected, scores, flags, int(n_flag), flag_how, alpha_p,
-                         int(w_all[0].shape[1]), lam, vaes, epoch_acc, timings)
+                         int(w_all[0].shape[1]), lam, vaes, epoch_acc, timings, own_dist)
 
 
 def variant_metrics(res: VariantResult, sh: Shared, clean_trval: np.ndarray) -> dict:
@@ -376,7 +379,7 @@ def run(cfg: Config) -> Optional[dict]:
                 outputs.atomic_torch_save(wdir / f"stage2_vae{m}.pt", v.state_dict())
         if not cfg.no_plots:
             from src import plots
-            own = own_label_distances(s1.z[0][:, trval], noisy, C)  # (E, N_trval), model 1
+            own = dy.own_dist[0]  # (E, N_trval), model 1: computed once, in the dynamics step
             metrics["plots"] = plots.run_plots(
                 run_dir, scores=scores.mean(0)[known], own_dist=own[:, known], is_noisy=is_noisy,
                 probs_before=base_probs, probs_after=dygen_probs, test_labels=test_gold if has_gold else None,
