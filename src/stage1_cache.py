@@ -39,7 +39,7 @@ CKPT_FORMAT = 1
 
 def stage1_keys():
     return data_cache_keys() + ("n_model", "epochs", "lr", "weight_decay", "train_batch_size",
-                                "alpha_t_hi", "clip_gradient_norm", "length_bucket")
+                                "alpha_t_hi", "clip_gradient_norm", "length_bucket", "cpu_dropout")
 
 
 def stage1_dir(cfg: Config) -> Path:

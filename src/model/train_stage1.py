@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from src.data.batching import bucketed_batches, shard
 from src.data.tokenize import Tokens
+from src.model import fast_dropout
 from src.model.loading import amp_dtype, autocast
 
 log = logging.getLogger("dygen")
@@ -173,7 +174,8 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
                  seed: int, z_out: Optional[np.ndarray], keep_best: bool = True,
                  resume: Optional[dict] = None,
                  on_epoch_end: Optional[Callable[[dict], None]] = None,
-                 perf: Optional[dict] = None, length_bucket: int = 50) -> Stage1Result:
+                 perf: Optional[dict] = None, length_bucket: int = 50,
+                 cpu_dropout: str = "bulk") -> Stage1Result:
     """Fine-tune `models` on tokens[:n_train] with labels noisy[:n_train].
 
     z_out: preallocated (M, E, N_all, D) array (a memory map) that receives the trajectories
@@ -182,6 +184,8 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
     (see `training_state`); resume: such a state, to continue after its last epoch
     (z_out must then already hold the finished epochs). perf: counters (see `new_perf`),
     filled in. length_bucket: see `src.data.batching.bucketed_batches` (0: random batches).
+    cpu_dropout: "bulk" puts `src.model.fast_dropout` into the models when training on CPU
+    (bulk-drawn masks, same distribution); "torch" keeps torch's dropout.
 
     Under torch.distributed (torchrun) every rank takes its contiguous shard of each global
     batch of `batch_size`; each model is wrapped in DistributedDataParallel and the per-rank
@@ -195,6 +199,8 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
     rank, world = dist_info()
     for m in models:
         m.to(device)
+        if cpu_dropout == "bulk" and torch.device(device).type == "cpu":
+            fast_dropout.install(m)
     fwd = models
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
