@@ -8,9 +8,10 @@ global generator and draws the whole mask from numpy's SFC64 `random_raw` (3-4x 
 to end), so `torch.manual_seed`, the checkpointed torch RNG state (exact resume) and the
 per-rank reseeding under torchrun still fix every mask.
 
-Same distribution as torch's dropout up to 2^-32: an element is dropped when its uint32 draw
-is below round(p * 2^32), i.e. with probability p' = that / 2^32, and kept elements are scaled
-by 1 / (1 - p'), so E[output] = input exactly. Only training on CPU is affected: in eval mode,
+The same distribution as torch's dropout, with p rounded to a multiple of 2^-16: an element
+is dropped when its 16-bit draw (four per 64-bit draw) is below round(p * 2^16), i.e. with
+probability p' = that / 2^16 (p = 0.1 gives 0.100006), and kept elements are scaled by
+1 / (1 - p'), so E[output] = input exactly. Only training on CPU is affected: in eval mode,
 with p = 0 or on another device, everything is the stock torch/transformers code.
 """
 from __future__ import annotations
@@ -28,22 +29,22 @@ ATTN_NAME = "dygen_cpu_dropout"  # the attention implementation registered with 
 
 
 def drop_threshold(p: float) -> Tuple[int, float]:
-    """(t, scale): drop an element whose uint32 draw is < t; keep it scaled by `scale`.
-    t / 2^32 is the realised dropout rate, scale = 1 / (1 - t / 2^32) keeps E[output] = input."""
+    """(t, scale): drop an element whose uint16 draw is < t; keep it scaled by `scale`.
+    t / 2^16 is the realised dropout rate, scale = 1 / (1 - t / 2^16) keeps E[output] = input."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-    t = int(round(p * 2 ** 32))
-    return t, 2 ** 32 / (2 ** 32 - t)
+    t = min(int(round(p * 2 ** 16)), 2 ** 16 - 1)
+    return t, 2 ** 16 / (2 ** 16 - t)
 
 
 def keep_mask(shape, p: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Boolean mask of `shape`, each element True (kept) with probability 1 - p (up to 2^-32),
+    """Boolean mask of `shape`, each element True (kept) with probability 1 - p (p rounded to 2^-16),
     independently; the stream is seeded by one draw from torch's (global or given) generator."""
     t, _ = drop_threshold(p)
     n = int(np.prod(shape, dtype=np.int64))
     seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
-    bits = np.random.SFC64(seed).random_raw((n + 1) // 2).view(np.uint32)[:n]
-    return torch.from_numpy(np.greater_equal(bits, np.uint32(t))).view(tuple(shape))
+    bits = np.random.SFC64(seed).random_raw((n + 3) // 4).view(np.uint16)[:n]
+    return torch.from_numpy(np.greater_equal(bits, np.uint16(t))).view(tuple(shape))
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -54,7 +55,7 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tens
     if x.device.type != "cpu":
         return torch.nn.functional.dropout(x, p, True)
     _, scale = drop_threshold(p)
-    return torch.where(keep_mask(x.shape, p), x, 0.0).mul_(scale)
+    return (x * keep_mask(x.shape, p)).mul_(scale)
 
 
 class FastDropout(nn.Module):
