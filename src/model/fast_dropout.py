@@ -4,7 +4,7 @@ Why: torch draws CPU dropout masks one element at a time from its Mersenne twist
 14 ns per element on the 2-core test machine). Fine-tuning MiniLM at batch 32 x 64 tokens
 draws ~20M mask elements per model and step (attention probabilities and hidden states), which
 took about a third of a training step. Here each call takes one 64-bit seed from torch's
-global generator and draws the whole mask from numpy's SFC64 `random_raw` (3-4x faster end
+global generator and draws the whole mask from numpy's SFC64 `random_raw` (about 4x faster end
 to end), so `torch.manual_seed`, the checkpointed torch RNG state (exact resume) and the
 per-rank reseeding under torchrun still fix every mask.
 
