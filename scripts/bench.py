@@ -185,6 +185,50 @@ def post_stage1_scaling(n_trval: int, n_test: int, E: int = 4, D: int = 384, C: 
     return {"n_trval": n_trval, "n_test": n_test, "E": E, "D": D, "C": C, "M": M, "T": T, "timings_s": t}
 
 
+def isolated_step(mode: str, bert: str, batch: int, length: int, n_model: int, device: torch.device,
+                   steps: int = 6, warmup: int = 2) -> dict:
+    """Seconds of forward, backward and optimizer step of one stage-1 training step (random token
+    ids, no padding, cross-entropy only), dropout as `mode`: torch (torch's masks), bulk
+    (src.model.fast_dropout) or off (p = 0 everywhere: the floor dropout cannot go below)."""
+    import torch.nn.functional as F
+    from src.model import fast_dropout
+    from src.model.loading import load_classifier, resolve_model_dir
+    from src.model.train_stage1 import make_adamw
+    models = [load_classifier(resolve_model_dir(bert), 20, seed=m).to(device) for m in range(n_model)]
+    for m in models:
+        if mode == "bulk":
+            fast_dropout.install(m)
+        elif mode == "off":
+            for mod in m.modules():
+                if isinstance(mod, torch.nn.Dropout):
+                    mod.p = 0.0
+            m.config.attention_probs_dropout_prob = 0.0
+        m.train()
+    opt = make_adamw([p for m in models for p in m.parameters()], lr=1e-4, weight_decay=0.0)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, 30000, (batch, length), generator=g).to(device)
+    y = torch.randint(0, 20, (batch,), generator=g).to(device)
+    t = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
+    for it in range(warmup + steps):
+        t0 = time.perf_counter()
+        loss = sum(F.cross_entropy(m(input_ids=ids).logits, y) for m in models) / n_model
+        t1 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        t2 = time.perf_counter()
+        opt.step()
+        t3 = time.perf_counter()
+        if it >= warmup:
+            t["forward"] += (t1 - t0) / steps
+            t["backward"] += (t2 - t1) / steps
+            t["optimizer"] += (t3 - t2) / steps
+    a, b = model_flops(models[0].config.to_dict())
+    flops = 3 * n_model * batch * (a * length + b * length ** 2)
+    step = sum(t.values())
+    return {"mode": mode, **{k: round(v, 3) for k, v in t.items()}, "step": round(step, 3),
+            "gflops": round(flops / step / 1e9, 1)}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -207,12 +251,27 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--main_args", default="", help="extra main.py flags for every workload, e.g. "
                    "'--cpu_dropout torch' to compare with torch's dropout masks")
+    p.add_argument("--step_only", action="store_true",
+                   help="only time isolated training steps (batch --batch x --max_len, --n_model models) "
+                        "with torch's dropout masks, bulk masks and no dropout, against the matmul peak")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
     from src.model.loading import pick_device
     device = pick_device(args.device)
     peaks = [matmul_peak(device)]  # measured again after every workload: the machine's speed drifts
+    if args.step_only:
+        rows = []
+        for mode in ("torch", "bulk", "off"):
+            rows.append(isolated_step(mode, args.bert, args.batch, args.max_len, args.n_model, device))
+            peaks.append(matmul_peak(device))
+        peak = max(peaks)
+        print("matrix-multiply peaks (GFLOP/s): " + ", ".join(f"{x / 1e9:.0f}" for x in peaks))
+        for r in rows:
+            print(f"dropout {r['mode']:5s}  forward {r['forward']:.3f} s  backward {r['backward']:.3f} s  "
+                  f"optimizer {r['optimizer']:.3f} s  step {r['step']:.3f} s  {r['gflops']} GFLOP/s  "
+                  f"MFU {r['gflops'] * 1e9 / peak:.1%}")
+        return 0
     print(f"device {device}; torch threads {torch.get_num_threads()}; load average {load_avg()}")
     print(f"matrix-multiply peak (2048^2 {'bf16' if device.type == 'cuda' else 'fp32'} torch.mm, best of 12): "
           f"{peaks[0] / 1e9:.1f} GFLOP/s")

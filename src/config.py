@@ -64,7 +64,7 @@ class Config:
                             "batches (little padding; samples and batch order still shuffled); 0: plain "
                             "random batches")
     cpu_dropout: str = _f("bulk", "stage-1 dropout masks when training on CPU: bulk (drawn in bulk by numpy "
-                          "from a seed taken from torch's generator; about 4x cheaper per mask, same distribution) "
+                          "from a seed taken from torch's generator; about half the cost, same distribution) "
                           "or torch (torch's own per-element generator, as before). GPUs always use torch's",
                           choices=("bulk", "torch"))
     alpha_t_hi: float = _f(5.0, "stage-1 co-regularisation weight after the 10%% warm-up")

@@ -5,11 +5,15 @@ from src.model import evaluate as ev
 from src.model.network import DirichletCVAE, true_label_posterior
 
 
+def random_p_q(seed: int, M: int, N: int, C: int):
+    """Random p(y~|x) (M, N, C) and q(y|y~, x) (M, N, C, C), every row a distribution."""
+    rng = np.random.default_rng(seed)
+    return rng.dirichlet(np.ones(C), size=(M, N)), rng.dirichlet(np.ones(C), size=(M, N, C))
+
+
 def test_posterior_sums_to_one_and_identity_q_gives_base():
-    rng = np.random.default_rng(0)
     M, N, C = 3, 20, 5
-    p = rng.dirichlet(np.ones(C), size=(M, N))
-    q = rng.dirichlet(np.ones(C), size=(M, N, C))
+    p, q = random_p_q(0, M, N, C)
     post = ev.posterior(p, q)
     assert np.allclose(post.sum(1), 1)
     eye = np.broadcast_to(np.eye(C), (M, N, C, C))
@@ -17,10 +21,8 @@ def test_posterior_sums_to_one_and_identity_q_gives_base():
 
 
 def test_posterior_matches_loop():
-    rng = np.random.default_rng(1)
     M, N, C = 2, 4, 3
-    p = rng.dirichlet(np.ones(C), size=(M, N))
-    q = rng.dirichlet(np.ones(C), size=(M, N, C))
+    p, q = random_p_q(1, M, N, C)
     post = ev.posterior(p, q)
     for n in range(N):
         ref = sum(p[m, n, j] * q[m, n, j] for m in range(M) for j in range(C)) / M

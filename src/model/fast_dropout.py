@@ -1,12 +1,12 @@
 """Dropout on CPU with masks drawn in bulk by numpy, instead of torch's per-element generator.
 
-Why: torch draws CPU dropout masks one element at a time from its Mersenne twister (about
-14 ns per element on the 2-core test machine). Fine-tuning MiniLM at batch 32 x 64 tokens
-draws ~20M mask elements per model and step (attention probabilities and hidden states), which
-took about a third of a training step. Here each call takes one 64-bit seed from torch's
-global generator and draws the whole mask from numpy's SFC64 `random_raw` (about 4x faster end
-to end), so `torch.manual_seed`, the checkpointed torch RNG state (exact resume) and the
-per-rank reseeding under torchrun still fix every mask.
+Why: torch draws CPU dropout masks one element at a time from its Mersenne twister.
+Fine-tuning MiniLM at batch 32 x 64 tokens draws ~20M mask elements per model and step
+(attention probabilities and hidden states), about a third of a training step on the 2-core
+test machine (`python scripts/bench.py --step_only` times the step with torch's masks, these
+and none). Here each call takes one 64-bit seed from torch's global generator and draws the
+whole mask from numpy's SFC64 `random_raw`, so `torch.manual_seed`, the checkpointed torch
+RNG state (exact resume) and the per-rank reseeding under torchrun still fix every mask.
 
 The same distribution as torch's dropout, with p rounded to a multiple of 2^-16: an element
 is dropped when its 16-bit draw (four per 64-bit draw) is below round(p * 2^16), i.e. with
