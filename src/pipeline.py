@@ -85,7 +85,8 @@ def run_stage1(cfg: Config, data, tokenizer, model_dir: str, device, perf: Optio
                               z_out=z, keep_best=cfg.save_model, resume=resume,
                               on_epoch_end=stage1_cache.checkpoint_writer(cfg, z) if rank0 else None,
                               perf=perf if perf is not None else train_stage1_perf(),
-                              length_bucket=cfg.length_bucket, cpu_dropout=cfg.cpu_dropout)
+                              length_bucket=cfg.length_bucket, cpu_dropout=cfg.cpu_dropout,
+                              parallel_models=cfg.parallel_models)
         except KeyboardInterrupt:
             prog = stage1_cache.ckpt_path(cfg).parent / "progress.json"
             done = json.loads(prog.read_text())["epoch"] if prog.exists() else 0

@@ -37,25 +37,44 @@ def drop_threshold(p: float) -> Tuple[int, float]:
     return t, 2 ** 16 / (2 ** 16 - t)
 
 
+def _draw_bits(n: int, generator: Optional[torch.Generator]) -> np.ndarray:
+    """n uint16 draws (four per 64-bit SFC64 draw), the stream seeded by one draw from torch's
+    (global or given) generator."""
+    seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
+    return np.random.SFC64(seed).random_raw((n + 3) // 4).view(np.uint16)[:n]
+
+
 def keep_mask(shape, p: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Boolean mask of `shape`, each element True (kept) with probability 1 - p (p rounded to 2^-16),
-    independently; the stream is seeded by one draw from torch's (global or given) generator."""
+    independently."""
     t, _ = drop_threshold(p)
-    n = int(np.prod(shape, dtype=np.int64))
-    seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
-    bits = np.random.SFC64(seed).random_raw((n + 3) // 4).view(np.uint16)[:n]
+    bits = _draw_bits(int(np.prod(shape, dtype=np.int64)), generator)
     return torch.from_numpy(np.greater_equal(bits, np.uint16(t))).view(tuple(shape))
 
 
-def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+def dropout_mask(shape, p: float, generator: Optional[torch.Generator] = None,
+                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """keep_mask (the same draws for the same generator state) as numbers: 0 where dropped, the
+    scale 1 / (1 - p') where kept. One multiply by it is the whole dropout, forward and backward
+    (a boolean mask costs a type conversion and a second multiply by the scale each way, ~3x
+    slower on CPU)."""
+    t, scale = drop_threshold(p)
+    bits = _draw_bits(int(np.prod(shape, dtype=np.int64)), generator)
+    keep = np.greater_equal(bits, np.uint16(t))
+    mask = torch.from_numpy(np.multiply(keep, np.float32(scale), dtype=np.float32)).view(tuple(shape))
+    return mask if dtype == torch.float32 else mask.to(dtype)
+
+
+def fast_dropout(x: torch.Tensor, p: float, training: bool = True,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Drop-in for torch.nn.functional.dropout: bulk-drawn masks for CPU training, torch's own
-    dropout otherwise (eval, p = 0, other devices)."""
+    dropout otherwise (eval, p = 0, other devices). generator: the torch generator that seeds
+    the masks (None: torch's global one)."""
     if not training or p == 0.0:
         return x
     if x.device.type != "cpu":
         return torch.nn.functional.dropout(x, p, True)
-    _, scale = drop_threshold(p)
-    return (x * keep_mask(x.shape, p)).mul_(scale)
+    return x * dropout_mask(x.shape, p, generator, x.dtype)
 
 
 class FastDropout(nn.Module):
@@ -65,9 +84,10 @@ class FastDropout(nn.Module):
         super().__init__()
         drop_threshold(p)
         self.p = p
+        self.generator: Optional[torch.Generator] = None  # see `set_generator`
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fast_dropout(x, self.p, self.training)
+        return fast_dropout(x, self.p, self.training, self.generator)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -87,13 +107,19 @@ def attention(module, query, key, value, attention_mask, dropout: float = 0.0, s
                                       scaling=scaling, **kwargs)
     if scaling is None:
         scaling = query.shape[-1] ** -0.5
-    scores = torch.matmul(query, key.transpose(-1, -2)) * scaling
-    if attention_mask is not None:
+    scores = torch.matmul(query, key.transpose(-1, -2))
+    if attention_mask is None:
+        scores = scores * scaling
+    else:
         if attention_mask.dtype == torch.bool:  # SDPA's convention: True = may attend
-            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+            bias = torch.zeros(attention_mask.shape, dtype=scores.dtype)
+            bias.masked_fill_(~attention_mask, torch.finfo(scores.dtype).min)
         else:
-            scores = scores + attention_mask
-    weights = fast_dropout(torch.softmax(scores, dim=-1), dropout, True)
+            bias = attention_mask.to(scores.dtype)
+        # bias + scaling * scores in one pass; the (B, 1, L, L) bias broadcasts over the heads
+        # (a masked_fill on the (B, H, L, L) scores cost as much as the softmax, and so did its backward)
+        scores = torch.add(bias, scores, alpha=scaling)
+    weights = fast_dropout(torch.softmax(scores, dim=-1), dropout, True, getattr(module, "dropout_generator", None))
     out = torch.matmul(weights, value).transpose(1, 2).contiguous()
     return out, None
 
@@ -129,3 +155,14 @@ def install(model: nn.Module) -> dict:
         except Exception as e:  # noqa: BLE001 - a model that will not switch keeps SDPA (torch's masks)
             log.info("bulk dropout: attention stays on SDPA's dropout (%s)", e)
     return {"modules": n, "attention": attn}
+
+
+def set_generator(model: nn.Module, generator: Optional[torch.Generator]) -> None:
+    """Draw the masks of an installed model from `generator` (None: torch's global generator
+    again). A model with its own generator can train in its own thread next to other models
+    without the order of their draws depending on thread timing."""
+    for mod in model.modules():
+        if isinstance(mod, FastDropout):
+            mod.generator = generator
+        else:  # `attention` receives the attention module and reads it from there
+            mod.dropout_generator = generator

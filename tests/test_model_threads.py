@@ -1,0 +1,129 @@
+"""Stage 1 with the models in threads (`ModelThreads`): the same computation as running them
+one after the other, deterministic, and exactly resumable."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from src.data.tokenize import Tokens
+from src.model import fast_dropout, train_stage1 as ts
+
+C, N_TRAIN, N_VAL, N_ALL = 4, 24, 8, 40
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(1000, 5000, size=rng.integers(3, 15)).tolist() for _ in range(N_ALL)]
+    return Tokens.from_lists(seqs), rng.integers(0, C, N_ALL)
+
+
+def _models(tiny_bert_dir, dropout=True):
+    from src.model.loading import load_classifier
+    models = [load_classifier(tiny_bert_dir, C, seed=s) for s in (1, 2)]
+    if not dropout:
+        for m in models:
+            for mod in m.modules():
+                if isinstance(mod, torch.nn.Dropout):
+                    mod.p = 0.0
+    return models
+
+
+def _train(models, parallel, epochs=2, resume=None, on_epoch_end=None):
+    tokens, noisy = _data()
+    z = np.zeros((2, epochs, N_ALL, models[0].config.hidden_size), np.float32)
+    if resume is not None:
+        z[:, :resume["epoch"]] = resume["z"]
+    torch.manual_seed(0)
+    r = ts.train_stage1(models, tokens, noisy, N_TRAIN, N_VAL, 0, torch.device("cpu"), epochs=epochs,
+                        lr=1e-3, weight_decay=0.0, batch_size=8, eval_batch_size=16, alpha_t_hi=5.0,
+                        clip=1.0, seed=3, z_out=z, keep_best=False, resume=resume,
+                        on_epoch_end=on_epoch_end, parallel_models=parallel)
+    return z, r.probs
+
+
+@pytest.fixture()
+def two_threads():
+    n = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_use_model_threads_conditions(two_threads):
+    cpu = torch.device("cpu")
+    assert ts.use_model_threads("auto", cpu, 1, 2, "bulk")
+    assert not ts.use_model_threads("off", cpu, 1, 2, "bulk")
+    assert not ts.use_model_threads("auto", cpu, 2, 2, "bulk")        # DDP
+    assert not ts.use_model_threads("auto", cpu, 1, 1, "bulk")        # one model
+    assert not ts.use_model_threads("auto", cpu, 1, 2, "torch")       # global-generator masks
+    assert not ts.use_model_threads("auto", cpu, 1, 3, "bulk")        # fewer threads than models
+
+
+def test_threads_change_nothing_but_timing(tiny_bert_dir, two_threads, monkeypatch):
+    """Threads vs the same per-model generators run one model after the other (with the
+    co-regularisation, clipping and real dropout): identical trajectories."""
+    z_par, p_par = _train(_models(tiny_bert_dir), "auto")
+
+    def one_after_the_other(self, fn):
+        n = torch.get_num_threads()
+        torch.set_num_threads(self.per_model)
+        try:
+            return [fn(i) for i in range(self.n)]
+        finally:
+            torch.set_num_threads(n)
+    monkeypatch.setattr(ts.ModelThreads, "map", one_after_the_other)
+    z_seq, p_seq = _train(_models(tiny_bert_dir), "auto")
+    np.testing.assert_allclose(z_par, z_seq, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(p_par, p_seq, rtol=0, atol=1e-6)
+    assert not np.allclose(z_par[:, 0], z_par[:, 1])     # two models, two different trajectories
+
+
+def test_per_model_backward_equals_the_joint_backward(tiny_bert_dir, two_threads):
+    """Without dropout nothing is random: the backward split at the logits (threads) must give
+    the updates of one backward through the joint loss (off), up to float rounding."""
+    z_par, p_par = _train(_models(tiny_bert_dir, dropout=False), "auto")
+    z_off, p_off = _train(_models(tiny_bert_dir, dropout=False), "off")
+    assert np.abs(z_par - z_off).max() < 1e-4 * max(1.0, np.abs(z_off).max())
+    np.testing.assert_allclose(p_par, p_off, atol=1e-5)
+
+
+def test_threads_are_deterministic_and_resume_exactly(tiny_bert_dir, two_threads):
+    full_z, full_p = _train(_models(tiny_bert_dir), "auto", epochs=3)
+    again_z, _ = _train(_models(tiny_bert_dir), "auto", epochs=3)
+    assert np.array_equal(full_z, again_z)
+    states = []
+
+    def checkpoint(state):  # as the pipeline writes it: saved, read back weights-only
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        buf.seek(0)
+        states.append(torch.load(buf, weights_only=True))
+    z_first, _ = _train(_models(tiny_bert_dir), "auto", epochs=3, on_epoch_end=checkpoint)
+    state = {**states[0], "z": z_first[:, :1]}
+    assert len(state["rng"]["dropout"]) == 2              # the models' generators are checkpointed
+    models = _models(tiny_bert_dir)
+    z_res, p_res = _train(models, "auto", epochs=3, resume=state)
+    assert np.array_equal(z_res, full_z) and np.array_equal(p_res, full_p)
+    # afterwards the models draw from torch's global generator again
+    assert all(m.generator is None for m in models[0].modules() if isinstance(m, fast_dropout.FastDropout))
+
+
+def test_dropout_mask_is_the_keep_mask_scaled_and_follows_its_generator():
+    p = 0.3
+    _, scale = fast_dropout.drop_threshold(p)
+    keep = fast_dropout.keep_mask((50, 40), p, torch.Generator().manual_seed(4))
+    mask = fast_dropout.dropout_mask((50, 40), p, torch.Generator().manual_seed(4))
+    assert mask.dtype == torch.float32
+    assert torch.equal(mask, keep.float() * np.float32(scale))
+    # a model with its own generator ignores torch's global one
+    layer = fast_dropout.FastDropout(p).train()
+    x = torch.ones(1000)
+    outs = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        layer.generator = torch.Generator().manual_seed(8)
+        outs.append(layer(x))
+    assert torch.equal(outs[0], outs[1])
