@@ -7,7 +7,8 @@ For each workload it runs the real pipeline (pipeline.run, fresh caches in a tem
 folder) and prints:
 - the matrix-multiply peak of this machine, measured in the same run (fp32 torch.mm of
   2048 x 2048 on CPU, bf16 on CUDA; best of 12) at the start and after every workload;
-  MFU is against the highest of these (the conservative reading);
+  MFU is against the highest of these (the conservative reading), and in brackets against
+  their median (a shared machine's peak drifts by tens of percent from minute to minute);
 - stage-1 training and embedding passes: sequences/s, real (non-pad) tokens/s, padding
   waste (padded tokens the model computed on that were not real tokens) and model FLOP
   utilisation = useful model FLOPs / time / peak. Model FLOPs per sequence of length L:
@@ -15,7 +16,10 @@ folder) and prints:
   scores and values); training = 3 x forward; each of the M models counts;
 - the wall time of every pipeline step and the post-stage-1 share of stage-1 time;
 - peak memory (resident set; CUDA allocator peak on a GPU);
-- with --scaling: the post-stage-1 steps on synthetic trajectories at two sizes.
+- the post-stage-1 steps on synthetic trajectories at two sizes (--scaling N1 N2; a bare
+  --scaling skips them).
+With --step_only it only times isolated training steps (torch's, bulk, bulk + threads, no
+dropout), interleaved round by round.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -185,65 +190,85 @@ def post_stage1_scaling(n_trval: int, n_test: int, E: int = 4, D: int = 384, C: 
     return {"n_trval": n_trval, "n_test": n_test, "E": E, "D": D, "C": C, "M": M, "T": T, "timings_s": t}
 
 
-def isolated_step(mode: str, bert: str, batch: int, length: int, n_model: int, device: torch.device,
-                   steps: int = 6, warmup: int = 2) -> dict:
-    """Seconds of forward, backward and optimizer step of one stage-1 training step (random token
-    ids, no padding, cross-entropy only), dropout as `mode`: torch (torch's masks), bulk
-    (src.model.fast_dropout), threads (bulk masks, the models at the same time in their own
-    threads as stage 1 trains them by default on CPU) or off (p = 0 everywhere, models one after
-    the other: the floor dropout cannot go below)."""
-    import torch.nn.functional as F
-    from src.model import fast_dropout
-    from src.model.loading import load_classifier, resolve_model_dir
-    from src.model.train_stage1 import ModelThreads, make_adamw
-    models = [load_classifier(resolve_model_dir(bert), 20, seed=m).to(device) for m in range(n_model)]
-    threads = ModelThreads(n_model, torch.get_num_threads()) if mode == "threads" else None
-    for i, m in enumerate(models):
-        if threads:
-            fast_dropout.install(m)
-            fast_dropout.set_generator(m, torch.Generator().manual_seed(i))
-        if mode == "bulk":
-            fast_dropout.install(m)
-        elif mode == "off":
-            for mod in m.modules():
-                if isinstance(mod, torch.nn.Dropout):
-                    mod.p = 0.0
-            m.config.attention_probs_dropout_prob = 0.0
-        m.train()
-    opt = make_adamw([p for m in models for p in m.parameters()], lr=1e-4, weight_decay=0.0)
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(1000, 30000, (batch, length), generator=g).to(device)
-    y = torch.randint(0, 20, (batch,), generator=g).to(device)
-    t = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
-    for it in range(warmup + steps):
+class IsolatedStep:
+    """One stage-1 training step of `n_model` models (random token ids, no padding,
+    cross-entropy only), dropout as `mode`: torch (torch's masks), bulk (src.model.fast_dropout),
+    threads (bulk masks, the models at the same time in their own threads, as stage 1 trains
+    them by default on CPU) or off (p = 0 everywhere, models one after the other: the floor
+    dropout cannot go below). `run()` returns the seconds of forward, backward, optimizer."""
+
+    def __init__(self, mode: str, bert: str, batch: int, length: int, n_model: int, device: torch.device):
+        from src.model import fast_dropout
+        from src.model.loading import load_classifier, resolve_model_dir
+        from src.model.train_stage1 import ModelThreads, make_adamw
+        self.mode, self.n_model = mode, n_model
+        self.models = [load_classifier(resolve_model_dir(bert), 20, seed=m).to(device) for m in range(n_model)]
+        self.threads = ModelThreads(n_model, torch.get_num_threads()) if mode == "threads" else None
+        for i, m in enumerate(self.models):
+            if mode in ("bulk", "threads"):
+                fast_dropout.install(m)
+            if mode == "threads":
+                fast_dropout.set_generator(m, torch.Generator().manual_seed(i))
+            elif mode == "off":
+                for mod in m.modules():
+                    if isinstance(mod, torch.nn.Dropout):
+                        mod.p = 0.0
+                m.config.attention_probs_dropout_prob = 0.0
+            m.train()
+        self.opt = make_adamw([p for m in self.models for p in m.parameters()], lr=1e-4, weight_decay=0.0)
+        g = torch.Generator().manual_seed(0)
+        self.ids = torch.randint(1000, 30000, (batch, length), generator=g).to(device)
+        self.y = torch.randint(0, 20, (batch,), generator=g).to(device)
+        a, b = model_flops(self.models[0].config.to_dict())
+        self.flops = 3 * n_model * batch * (a * length + b * length ** 2)
+
+    def run(self) -> tuple:
+        import torch.nn.functional as F
+        models, ids, y, th = self.models, self.ids, self.y, self.threads
         t0 = time.perf_counter()
-        if threads:
-            outs = threads.map(lambda i: models[i](input_ids=ids).logits)
+        if th:
+            outs = th.map(lambda i: models[i](input_ids=ids).logits)
             leaves = [o.detach().requires_grad_() for o in outs]
-            loss = sum(F.cross_entropy(o, y) for o in leaves) / n_model
+            loss = sum(F.cross_entropy(o, y) for o in leaves) / self.n_model
         else:
-            loss = sum(F.cross_entropy(m(input_ids=ids).logits, y) for m in models) / n_model
+            loss = sum(F.cross_entropy(m(input_ids=ids).logits, y) for m in models) / self.n_model
         t1 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        if threads:
+        self.opt.zero_grad(set_to_none=True)
+        if th:
             grads = torch.autograd.grad(loss, leaves)
-            threads.map(lambda i: outs[i].backward(grads[i]))
+            th.map(lambda i: outs[i].backward(grads[i]))
         else:
             loss.backward()
         t2 = time.perf_counter()
-        opt.step()
-        t3 = time.perf_counter()
-        if it >= warmup:
-            t["forward"] += (t1 - t0) / steps
-            t["backward"] += (t2 - t1) / steps
-            t["optimizer"] += (t3 - t2) / steps
-    a, b = model_flops(models[0].config.to_dict())
-    flops = 3 * n_model * batch * (a * length + b * length ** 2)
-    step = sum(t.values())
-    if threads:
-        threads.close()
-    return {"mode": mode, **{k: round(v, 3) for k, v in t.items()}, "step": round(step, 3),
-            "gflops": round(flops / step / 1e9, 1)}
+        self.opt.step()
+        return t1 - t0, t2 - t1, time.perf_counter() - t2
+
+
+def isolated_steps(modes, bert: str, batch: int, length: int, n_model: int, device: torch.device,
+                   rounds: int = 10, warmup: int = 2, peaks: Optional[list] = None) -> list:
+    """Median step of every mode of `IsolatedStep`, the modes interleaved step by step (one step of
+    each per round), so that the machine's drift hits them alike. peaks: gets a matmul peak after
+    every round."""
+    setups = [IsolatedStep(m, bert, batch, length, n_model, device) for m in modes]
+    times = {s.mode: [] for s in setups}
+    for r in range(warmup + rounds):
+        for s in setups:
+            t = s.run()
+            if r >= warmup:
+                times[s.mode].append(t)
+        if peaks is not None and r >= warmup:
+            peaks.append(matmul_peak(device, reps=4))
+    rows = []
+    for s in setups:
+        ts = np.array(times[s.mode])                      # (rounds, 3)
+        med = ts[np.argsort(ts.sum(1))[len(ts) // 2]]     # the round with the median step
+        step = float(med.sum())
+        rows.append({"mode": s.mode, "forward": round(float(med[0]), 3), "backward": round(float(med[1]), 3),
+                     "optimizer": round(float(med[2]), 3), "step": round(step, 3),
+                     "best_step": round(float(ts.sum(1).min()), 3), "gflops": round(s.flops / step / 1e9, 1)})
+        if s.threads:
+            s.threads.close()
+    return rows
 
 
 def main(argv=None) -> int:
@@ -282,16 +307,18 @@ def main(argv=None) -> int:
     device = pick_device(args.device)
     peaks = [matmul_peak(device)]  # measured again after every workload: the machine's speed drifts
     if args.step_only:
-        rows = []
-        for mode in ("torch", "bulk", "threads", "off"):
-            rows.append(isolated_step(mode, args.bert, args.batch, args.max_len, args.n_model, device))
-            peaks.append(matmul_peak(device))
-        peak = max(peaks)
-        print("matrix-multiply peaks (GFLOP/s): " + ", ".join(f"{x / 1e9:.0f}" for x in peaks))
+        rows = isolated_steps(("torch", "bulk", "threads", "off"), args.bert, args.batch, args.max_len,
+                              args.n_model, device, peaks=peaks)
+        peak, median_peak = max(peaks), float(np.median(peaks))
+        print(f"matrix-multiply peaks (GFLOP/s), at the start and after every round: "
+              + ", ".join(f"{x / 1e9:.0f}" for x in peaks) + f"; MFU against the highest, {peak / 1e9:.0f} "
+              f"(in brackets: against their median, {median_peak / 1e9:.0f})")
+        print("median step of 10 rounds (the modes interleaved, one step of each per round):")
         for r in rows:
             print(f"dropout {r['mode']:7s}  forward {r['forward']:.3f} s  backward {r['backward']:.3f} s  "
-                  f"optimizer {r['optimizer']:.3f} s  step {r['step']:.3f} s  {r['gflops']} GFLOP/s  "
-                  f"MFU {r['gflops'] * 1e9 / peak:.1%}")
+                  f"optimizer {r['optimizer']:.3f} s  step {r['step']:.3f} s (best {r['best_step']:.3f})  "
+                  f"{r['gflops']} GFLOP/s  MFU {r['gflops'] * 1e9 / peak:.1%} "
+                  f"({r['gflops'] * 1e9 / median_peak:.1%})")
         return 0
     print(f"device {device}; torch threads {torch.get_num_threads()}; load average {load_avg()}")
     print(f"matrix-multiply peak (2048^2 {'bf16' if device.type == 'cuda' else 'fp32'} torch.mm, best of 12): "
@@ -321,21 +348,25 @@ def main(argv=None) -> int:
         results.append(r)
         peaks.append(matmul_peak(device))
     peak = max(peaks)
+    median_peak = float(np.median(peaks))
     print("matrix-multiply peak at the start and after each workload: "
           + ", ".join(f"{x / 1e9:.1f}" for x in peaks) + f" GFLOP/s; MFU below is against the highest, "
-          f"{peak / 1e9:.1f}")
+          f"{peak / 1e9:.1f} (in brackets: against their median, {median_peak / 1e9:.1f}; the peak of a "
+          f"shared machine drifts, so the highest is the conservative reading)")
     report["peak_gflops"] = [x / 1e9 for x in peaks]
     for r in results:  # re-express MFU against the highest peak measurement
         for part in ("train", "embed"):
             f = r[part]
             if f["gflops"] is not None:
                 f["mfu"] = round(f["gflops"] * 1e9 / peak, 3)
+                f["mfu_median_peak"] = round(f["gflops"] * 1e9 / median_peak, 3)
         t = r["timings_s"]
         print(f"\n== {r['workload']} (load average before {r['load_before']}, after {r['load_after']})")
         for part, label in (("train", "stage-1 training"), ("embed", "embedding passes")):
             f = r[part]
             print(f"{label:18s} {f['seconds']:7.1f} s  {f['seq_per_s']} seq/s  {f['tokens_per_s']} tok/s  "
-                  f"{f['gflops']} GFLOP/s  MFU {f['mfu']:.1%}  padding waste {f['padding_waste']:.1%}")
+                  f"{f['gflops']} GFLOP/s  MFU {f['mfu']:.1%} ({f['mfu_median_peak']:.1%})  "
+                  f"padding waste {f['padding_waste']:.1%}")
         print("steps (s)          " + "  ".join(f"{k} {v:.2f}" for k, v in t.items()))
         print(f"post-stage-1       {r['post_stage1_s']:.2f} s = {r['post_stage1_share']:.1%} of stage 1")
         print(f"peak memory        RSS {r['peak_rss_gib']} GiB"
