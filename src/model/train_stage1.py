@@ -177,12 +177,15 @@ class ModelThreads:
         self.pool.shutdown()
 
 
-def use_model_threads(parallel_models: str, device, world: int, n_models: int, cpu_dropout: str) -> bool:
+def use_model_threads(parallel_models: str, device, world: int, n_models: int, cpu_dropout: str,
+                      threads: Optional[int] = None) -> bool:
     """Whether stage 1 trains the models in threads (`ModelThreads`): asked for (auto), on CPU,
     one process (DDP's collectives would interleave), M > 1, bulk masks (torch's dropout only
-    draws from the global generator) and at least one thread per model."""
+    draws from the global generator) and at least one of torch's `threads` (default: its
+    current count) per model."""
+    threads = torch.get_num_threads() if threads is None else threads
     return (parallel_models == "auto" and torch.device(device).type == "cpu" and world == 1
-            and n_models > 1 and cpu_dropout == "bulk" and torch.get_num_threads() >= n_models)
+            and n_models > 1 and cpu_dropout == "bulk" and threads >= n_models)
 
 
 def dropout_seed(seed: int, model: int) -> int:
@@ -251,14 +254,16 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
         from torch.nn.parallel import DistributedDataParallel as DDP
         ids_ = [device.index] if device.type == "cuda" else None
         fwd = [DDP(m, device_ids=ids_, broadcast_buffers=False) for m in models]
-    threads = use_model_threads(parallel_models, device, world, M, cpu_dropout)
-    drop_gens = None
-    if threads:
-        drop_gens = [torch.Generator().manual_seed(dropout_seed(seed, mi)) for mi in range(M)]
-        for m, g in zip(models, drop_gens):
-            fast_dropout.set_generator(m, g)
-        threads = ModelThreads(M, torch.get_num_threads())
-        log.info("stage 1: the %d models train at the same time, %d thread(s) each", M, threads.per_model)
+    in_threads = use_model_threads(parallel_models, device, world, M, cpu_dropout)
+    if resume is not None and "dropout" in resume["rng"] and not in_threads:
+        # a checkpoint made with the models in threads continues that way (each model's own masks),
+        # with fewer threads than models if need be: the same run as an uninterrupted one
+        in_threads = use_model_threads(parallel_models, device, world, M, cpu_dropout, threads=M)
+    elif resume is not None and "dropout" not in resume["rng"] and in_threads:
+        in_threads = False  # made one model after the other (fewer threads then): continue so
+    # the models' own dropout generators (their states come from `resume` below, if any)
+    drop_gens = ([torch.Generator().manual_seed(dropout_seed(seed, mi)) for mi in range(M)]
+                 if in_threads else None)
     params = [p for m in models for p in m.parameters()]
     opt = make_adamw(params, lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(n_train / batch_size)
@@ -289,6 +294,12 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
         set_rng_states(resume["rng"], gen, device, drop_gens)
         if scaler.is_enabled() and resume.get("scaler"):
             scaler.load_state_dict(resume["scaler"])
+    threads = None
+    if in_threads:
+        for m, g in zip(models, drop_gens):
+            fast_dropout.set_generator(m, g)
+        threads = ModelThreads(M, torch.get_num_threads())
+        log.info("stage 1: the %d models train at the same time, %d thread(s) each", M, threads.per_model)
     try:
         for epoch in range(start, epochs):
             for m in fwd:
