@@ -322,16 +322,7 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
                 ids = ids.to(device, non_blocking=True)
                 mask = mask.to(device, non_blocking=True)
                 y = y_train[idx].to(device, non_blocking=True)
-                if threads:
-                    def forward(mi):
-                        with autocast(device):
-                            return fwd[mi](input_ids=ids, attention_mask=mask).logits
-                    model_logits = threads.map(forward)
-                    # the loss on leaf copies: its gradient per model's logits starts each backward
-                    logits = [l.detach().requires_grad_() for l in model_logits]
-                else:
-                    with autocast(device):
-                        logits = [m(input_ids=ids, attention_mask=mask).logits for m in fwd]
+                logits, model_logits = _forward(fwd, ids, mask, device, threads)
                 alpha = coreg_alpha(step, total, alpha_t_hi)
                 per_sample = _batch_losses(logits, y, alpha, M)
                 if world == 1:
@@ -344,20 +335,7 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
                 if not torch.isfinite(shown):
                     raise FloatingPointError(f"stage 1: loss is {shown.item()} at epoch {epoch + 1}, step {step}")
                 opt.zero_grad(set_to_none=True)
-                if threads:  # CPU only, so no loss scaling
-                    grads = torch.autograd.grad(loss, logits)
-
-                    def backward(mi):
-                        model_logits[mi].backward(grads[mi])
-                        if clip > 0:
-                            torch.nn.utils.clip_grad_norm_(models[mi].parameters(), clip, foreach=True)
-                    threads.map(backward)
-                else:
-                    scaler.scale(loss).backward()
-                if clip > 0 and not threads:
-                    scaler.unscale_(opt)
-                    for m in models:  # each model is its own network: clip its own gradient
-                        torch.nn.utils.clip_grad_norm_(m.parameters(), clip, foreach=True)
+                _backward(loss, logits, model_logits, models, threads, scaler, opt, clip)
                 scaler.step(opt)
                 scaler.update()
                 sched.step()
@@ -402,6 +380,40 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
             for m in models:  # back to torch's global generator
                 fast_dropout.set_generator(m, None)
     return Stage1Result(z_out, probs_all, best_epoch, val_acc, best_states, perf)
+
+
+def _forward(fwd: list, ids, mask, device, threads: Optional[ModelThreads]):
+    """(logits the loss is computed on, each model's own logits). In threads the first are leaf
+    copies of the second: the loss's gradient with respect to them starts each model's backward."""
+    if threads is None:
+        with autocast(device):
+            return [m(input_ids=ids, attention_mask=mask).logits for m in fwd], None
+
+    def forward(mi):
+        with autocast(device):  # autocast is per thread
+            return fwd[mi](input_ids=ids, attention_mask=mask).logits
+    model_logits = threads.map(forward)
+    return [l.detach().requires_grad_() for l in model_logits], model_logits
+
+
+def _backward(loss, logits, model_logits, models, threads: Optional[ModelThreads], scaler, opt, clip: float):
+    """Gradients of `loss` in every model, each model's clipped to norm `clip` (each model is
+    its own network). In threads (CPU only, so no loss scaling) each model's backward and clip run
+    in its own thread."""
+    if threads is None:
+        scaler.scale(loss).backward()
+        if clip > 0:
+            scaler.unscale_(opt)
+            for m in models:
+                torch.nn.utils.clip_grad_norm_(m.parameters(), clip, foreach=True)
+        return
+    grads = torch.autograd.grad(loss, logits)
+
+    def backward(mi):
+        model_logits[mi].backward(grads[mi])
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(models[mi].parameters(), clip, foreach=True)
+    threads.map(backward)
 
 
 def _embed_in_threads(threads: ModelThreads, models, tokens, pad_id, device, eval_batch_size, epoch, perf):
