@@ -4,9 +4,10 @@ Why: torch draws CPU dropout masks one element at a time from its Mersenne twist
 Fine-tuning MiniLM at batch 32 x 64 tokens draws ~20M mask elements per model and step
 (attention probabilities and hidden states), about a third of a training step on the 2-core
 test machine (`python scripts/bench.py --step_only` times the step with torch's masks, these
-and none). Here each call takes one 64-bit seed from torch's global generator and draws the
-whole mask from numpy's SFC64 `random_raw`, so `torch.manual_seed`, the checkpointed torch
-RNG state (exact resume) and the per-rank reseeding under torchrun still fix every mask.
+and none). Here each call takes one 64-bit seed from torch's global generator (or the model's
+own, `set_generator`) and draws the whole mask from numpy's SFC64 `random_raw`, so
+`torch.manual_seed`, the checkpointed RNG states (exact resume) and the per-rank reseeding
+under torchrun still fix every mask.
 
 The same distribution as torch's dropout, with p rounded to a multiple of 2^-16: an element
 is dropped when its 16-bit draw (four per 64-bit draw) is below round(p * 2^16), i.e. with
@@ -58,10 +59,9 @@ def dropout_mask(shape, p: float, generator: Optional[torch.Generator] = None,
     scale 1 / (1 - p') where kept. One multiply by it is the whole dropout, forward and backward
     (a boolean mask costs a type conversion and a second multiply by the scale each way, ~3x
     slower on CPU)."""
-    t, scale = drop_threshold(p)
-    bits = _draw_bits(int(np.prod(shape, dtype=np.int64)), generator)
-    keep = np.greater_equal(bits, np.uint16(t))
-    mask = torch.from_numpy(np.multiply(keep, np.float32(scale), dtype=np.float32)).view(tuple(shape))
+    _, scale = drop_threshold(p)
+    keep = keep_mask(shape, p, generator).numpy()
+    mask = torch.from_numpy(np.multiply(keep, np.float32(scale), dtype=np.float32))
     return mask if dtype == torch.float32 else mask.to(dtype)
 
 
