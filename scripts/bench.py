@@ -219,26 +219,20 @@ class IsolatedStep:
         g = torch.Generator().manual_seed(0)
         self.ids = torch.randint(1000, 30000, (batch, length), generator=g).to(device)
         self.y = torch.randint(0, 20, (batch,), generator=g).to(device)
+        self.no_scaler = torch.amp.GradScaler("cuda", enabled=False)
         a, b = model_flops(self.models[0].config.to_dict())
         self.flops = 3 * n_model * batch * (a * length + b * length ** 2)
 
     def run(self) -> tuple:
+        """stage 1's own forward and backward (`forward_models`, `backward_models`), CE loss only."""
         import torch.nn.functional as F
-        models, ids, y, th = self.models, self.ids, self.y, self.threads
+        from src.model.train_stage1 import backward_models, forward_models
         t0 = time.perf_counter()
-        if th:
-            outs = th.map(lambda i: models[i](input_ids=ids).logits)
-            leaves = [o.detach().requires_grad_() for o in outs]
-            loss = sum(F.cross_entropy(o, y) for o in leaves) / self.n_model
-        else:
-            loss = sum(F.cross_entropy(m(input_ids=ids).logits, y) for m in models) / self.n_model
+        logits, model_logits = forward_models(self.models, self.ids, None, self.ids.device, self.threads)
+        loss = sum(F.cross_entropy(l, self.y) for l in logits) / self.n_model
         t1 = time.perf_counter()
         self.opt.zero_grad(set_to_none=True)
-        if th:
-            grads = torch.autograd.grad(loss, leaves)
-            th.map(lambda i: outs[i].backward(grads[i]))
-        else:
-            loss.backward()
+        backward_models(loss, logits, model_logits, self.models, self.threads, self.no_scaler, self.opt, 0.0)
         t2 = time.perf_counter()
         self.opt.step()
         return t1 - t0, t2 - t1, time.perf_counter() - t2

@@ -322,7 +322,7 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
                 ids = ids.to(device, non_blocking=True)
                 mask = mask.to(device, non_blocking=True)
                 y = y_train[idx].to(device, non_blocking=True)
-                logits, model_logits = _forward(fwd, ids, mask, device, threads)
+                logits, model_logits = forward_models(fwd, ids, mask, device, threads)
                 alpha = coreg_alpha(step, total, alpha_t_hi)
                 per_sample = _batch_losses(logits, y, alpha, M)
                 if world == 1:
@@ -335,7 +335,7 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
                 if not torch.isfinite(shown):
                     raise FloatingPointError(f"stage 1: loss is {shown.item()} at epoch {epoch + 1}, step {step}")
                 opt.zero_grad(set_to_none=True)
-                _backward(loss, logits, model_logits, models, threads, scaler, opt, clip)
+                backward_models(loss, logits, model_logits, models, threads, scaler, opt, clip)
                 scaler.step(opt)
                 scaler.update()
                 sched.step()
@@ -382,7 +382,7 @@ def train_stage1(models: list, tokens: Tokens, noisy: np.ndarray, n_train: int, 
     return Stage1Result(z_out, probs_all, best_epoch, val_acc, best_states, perf)
 
 
-def _forward(fwd: list, ids, mask, device, threads: Optional[ModelThreads]):
+def forward_models(fwd: list, ids, mask, device, threads: Optional[ModelThreads]):
     """(logits the loss is computed on, each model's own logits). In threads the first are leaf
     copies of the second: the loss's gradient with respect to them starts each model's backward."""
     if threads is None:
@@ -396,7 +396,7 @@ def _forward(fwd: list, ids, mask, device, threads: Optional[ModelThreads]):
     return [l.detach().requires_grad_() for l in model_logits], model_logits
 
 
-def _backward(loss, logits, model_logits, models, threads: Optional[ModelThreads], scaler, opt, clip: float):
+def backward_models(loss, logits, model_logits, models, threads: Optional[ModelThreads], scaler, opt, clip: float):
     """Gradients of `loss` in every model, each model's clipped to norm `clip` (each model is
     its own network). In threads (CPU only, so no loss scaling) each model's backward and clip run
     in its own thread."""
@@ -471,9 +471,6 @@ def set_rng_states(states: dict, gen: torch.Generator, device, drop_gens=None) -
     random.setstate(states["python"])
     if torch.device(device).type == "cuda" and "cuda" in states:
         torch.cuda.set_rng_state_all(states["cuda"])
-    if drop_gens:
-        if len(states.get("dropout", [])) != len(drop_gens):
-            raise ValueError("the stage-1 checkpoint has no per-model dropout generators; it was written "
-                             "by a run with other --parallel_models/--cpu_dropout settings")
+    if drop_gens:  # train_stage1 uses them only when the checkpoint has them
         for g, st in zip(drop_gens, states["dropout"]):
             g.set_state(st)
