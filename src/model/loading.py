@@ -39,14 +39,16 @@ def load_tokenizer(model_dir: str):
 
 
 def load_classifier(model_dir: str, num_labels: int, seed: int):
-    """Pretrained encoder + fresh classification head, the head initialised from `seed`."""
+    """Pretrained encoder + fresh classification head, the head initialised from `seed`; float32
+    parameters whatever the checkpoint's dtype (transformers would keep a float16 checkpoint,
+    e.g. the GPU bundle's, in float16: autocast needs float32 master weights)."""
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
     hf_logging.set_verbosity_error()  # the "newly initialised head" report is expected
     torch.manual_seed(seed)
     try:
         return AutoModelForSequenceClassification.from_pretrained(
-            model_dir, num_labels=num_labels, trust_remote_code=False)
+            model_dir, num_labels=num_labels, trust_remote_code=False, dtype=torch.float32)
     except OSError as e:
         raise UserError(f"cannot load model from {model_dir}: {str(e).splitlines()[0]}") from None
 
