@@ -96,6 +96,11 @@ def pass_figures(perf: dict, part: str, a: float, b: float, n_model: int, peak: 
             "mfu": round(flops / s / peak, 3) if s else None}
 
 
+def malloc_in_use() -> str:
+    with open("/proc/self/maps") as f:
+        return "jemalloc" if "jemalloc" in f.read() else "system"
+
+
 def load_avg() -> str:
     try:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -316,7 +321,8 @@ def main(argv=None) -> int:
                   f"{r['gflops']} GFLOP/s  MFU {r['gflops'] * 1e9 / peak:.1%} "
                   f"({r['gflops'] * 1e9 / median_peak:.1%})")
         return 0
-    print(f"device {device}; torch threads {torch.get_num_threads()}; load average {load_avg()}")
+    print(f"device {device}; torch threads {torch.get_num_threads()}; malloc {malloc_in_use()}; "
+          f"load average {load_avg()}")
     print(f"matrix-multiply peak ({'8192^2 bf16' if device.type == 'cuda' else '2048^2 fp32'} torch.mm, best of 12): "
           f"{peaks[0] / 1e9:.1f} GFLOP/s")
     report = {"device": str(device), "threads": torch.get_num_threads(), "workloads": [], "scaling": []}
@@ -399,4 +405,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    try:
+        from src.allocator import reexec_with_jemalloc
+        reexec_with_jemalloc()  # as main.py does (DYGEN_ALLOCATOR=system: the system's malloc)
+    except ImportError:  # an older checkout (before/after comparisons)
+        pass
     sys.exit(main())

@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from src import distributed, preflight, stage1_cache
+from src import allocator, distributed, preflight, stage1_cache
 from src.config import Config
 from src.data.prepare import effective_max_len, prepare_data
 from src.dynamics.euclidean_dist import dynamics_score, flag_top, own_label_distances
@@ -254,8 +254,8 @@ def run(cfg: Config) -> Optional[dict]:
     timings["data"] = round(timings["data"] - timings["tokenise"], 3)
     C, n_tr, n_va, n_trval = data.num_classes, data.n_train, data.n_val, data.n_trval
     check_prepared(cfg, data, model_cfg, model_dir)
-    log.info("%s: %d classes; %d train / %d validation / %d test; max_len %d; device %s; %d thread(s)%s",
-             cfg.dataset, C, n_tr, n_va, len(data.test_idx), effective_max_len(cfg), device, threads,
+    log.info("%s: %d classes; %d train / %d validation / %d test; max_len %d; device %s; %d thread(s); malloc %s%s",
+             cfg.dataset, C, n_tr, n_va, len(data.test_idx), effective_max_len(cfg), device, threads, allocator.active(),
              f"; {world} processes (rank {distributed.rank()})" if world > 1 else "")
     noise = {"train": data.noise_rate("train"), "validation": data.noise_rate("val")}
     log.info("realised noise rate (%s %.2f): train %.4f, validation %.4f",
