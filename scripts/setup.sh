@@ -24,8 +24,8 @@ fi
 if [ -z "${DYGEN_NO_APT:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
    && ! "$PY" -c "import sys; sys.path.insert(0, '.'); from src.allocator import find_jemalloc; sys.exit(not find_jemalloc())"; then
   export DEBIAN_FRONTEND=noninteractive
-  if timeout 300 apt-get install -y -q libjemalloc2 >/dev/null 2>&1 \
-     || { timeout 300 apt-get update -q >/dev/null 2>&1 && timeout 300 apt-get install -y -q libjemalloc2 >/dev/null 2>&1; }; then
+  if timeout 120 apt-get install -y -q libjemalloc2 >/dev/null 2>&1 \
+     || { timeout 120 apt-get update -q >/dev/null 2>&1 && timeout 120 apt-get install -y -q libjemalloc2 >/dev/null 2>&1; }; then
     echo "setup: installed libjemalloc2 (faster memory allocation; DYGEN_ALLOCATOR=system turns it off)"
   else
     echo "setup: libjemalloc2 could not be installed (optional; runs use the system's malloc)"
