@@ -1,11 +1,12 @@
-"""jemalloc for the process's memory, when the machine has it (stage 1's embedding passes ~10% faster).
+"""jemalloc for the process's memory, when the machine has it (an embedding batch ~15% faster here).
 
-Why: every forward pass allocates activations of tens of MB (a 128 x 150-token batch's FFN
-output is 118 MB). glibc's malloc serves blocks above 32 MB with fresh mmaps and returns them
-on free, so each one is page-faulted in again (~400k faults per 128 documents); jemalloc keeps
-and reuses them. The library must be loaded before the interpreter starts, so an entry point
-calls `reexec_with_jemalloc()` first thing: it re-executes the same command once with
-LD_PRELOAD set. Nothing else changes (the numbers a run computes are the same either way).
+Why: every forward pass allocates activations of tens of MB (a 128 x 64-token batch's FFN
+output is 50 MB). glibc's malloc serves blocks above 32 MB with fresh mmaps and returns them
+on free, so each one is page-faulted in again (~170k faults per such batch); jemalloc keeps
+and reuses them (`python scripts/bench_malloc.py` compares the two). The library must be
+loaded before the interpreter starts, so an entry point calls `reexec_with_jemalloc()` first
+thing: it re-executes the same command once with LD_PRELOAD set. Nothing else changes (the
+numbers a run computes are the same either way).
 
     DYGEN_ALLOCATOR=system python main.py ...   # keep the system's malloc
     apt-get install libjemalloc2                # what scripts/setup.sh tries (Debian/Ubuntu)
