@@ -314,7 +314,7 @@ def main(argv=None) -> int:
         rows = isolated_steps(("torch", "bulk", "threads", "off"), args.bert, args.batch, args.max_len,
                               args.n_model, device, peaks=peaks)
         peak, median_peak = max(peaks), float(np.median(peaks))
-        print(f"matrix-multiply peaks (GFLOP/s), at the start and after every round: "
+        print("matrix-multiply peaks (GFLOP/s), at the start and after every round: "
               + ", ".join(f"{x / 1e9:.0f}" for x in peaks) + f"; MFU against the highest, {peak / 1e9:.0f} "
               f"(in brackets: against their median, {median_peak / 1e9:.0f})")
         print("median step of 10 rounds (the modes interleaved, one step of each per round):")

@@ -48,7 +48,6 @@ def write_dist_info(site: Path, name: str, version: str) -> None:
 
 def fp16_safetensors(src: Path, dst: Path) -> None:
     """Floating-point tensors to float16 (integer buffers kept), same names and metadata format."""
-    import torch
     from safetensors.torch import load_file, save_file
     sd = load_file(str(src))
     save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in sd.items()},

@@ -36,14 +36,12 @@ def test_fp16_checkpoint_loads_as_float32(tmp_path, tiny_bert_dir):
 
 
 CHECK = r"""
-import json, sys, importlib.metadata as md
+import json, sys
 sys.path.insert(0, sys.argv[1])
 import torch, cleanlab.filter, termcolor
 from src.data.packages import package_file
 from src.data.datasets import load_dataset
 from src.model.loading import load_classifier, resolve_model_dir
-from safetensors.torch import load_file
-site = sys.argv[2]
 m = load_classifier(resolve_model_dir("embedded"), 6, seed=0)
 trec = load_dataset("trec", sys.argv[3])
 print(json.dumps({
