@@ -5,7 +5,6 @@ data -> stage 1 -> dynamics -> prior -> stage 2 -> evaluate -> outputs
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import random
@@ -25,9 +24,10 @@ from src.dynamics.euclidean_dist import dynamics_score, flag_top, own_label_dist
 from src.dynamics.flag_count import flag_count
 from src.model import evaluate as ev
 from src.model.generate_prior import dirichlet_prior, knn_proba
-from src.model.loading import (configure_threads, load_classifier, load_tokenizer, pick_device,
+from src.model.loading import (configure_threads, load_tokenizer, pick_device,
                               resolve_model_dir)
-from src.model.train_stage1 import new_perf as train_stage1_perf, train_stage1
+from src.model.train_stage1 import new_perf as train_stage1_perf
+from src.stage1 import run_stage1
 from src.model.train_stage2 import train_stage2
 from src import outputs
 from src.variants import BASE_OVERRIDES, VARIANTS, Variant, parse_methods
@@ -52,61 +52,6 @@ def trajectory_features(z_m: np.ndarray) -> np.ndarray:
     """(E, N, D) -> (N, E*D): each sample's whole trajectory as one vector."""
     E, N, D = z_m.shape
     return np.ascontiguousarray(np.asarray(z_m, dtype=np.float32).transpose(1, 0, 2).reshape(N, E * D))
-
-
-def run_stage1(cfg: Config, data, tokenizer, model_dir: str, device, perf: Optional[dict] = None):
-    """Stage 1 from its cache, or fine-tuned (resuming from a checkpoint) and cached.
-    Under torchrun every rank trains; only rank 0 writes. Returns (Stage1Result, cached,
-    resumed_after_epoch); `perf` (if given) receives throughput counters."""
-    world, rank0 = distributed.world_size(), distributed.rank() == 0
-    C = data.num_classes
-    s1 = stage1_cache.load_stage1(cfg, data.n_all, C)
-    cached, resumed_from = s1 is not None, None
-    if s1 is None:
-        n_tr, n_va = data.n_train, data.n_val
-        models = [load_classifier(model_dir, C, cfg.seed + m) for m in range(cfg.n_model)]
-        D = models[0].config.hidden_size
-        shape = (cfg.n_model, cfg.epochs, data.n_all, D)
-        z, resume = stage1_cache.open_stage1(cfg, shape) if rank0 else (None, None)
-        if world > 1:  # only rank 0 writes; the others read the checkpoint it resumes from
-            distributed.barrier()
-            if not rank0:
-                resume = stage1_cache.read_checkpoint(cfg, shape)
-            done = int(resume["epoch"]) if resume is not None else 0
-            if distributed.broadcast_int(done) != done:
-                raise RuntimeError(f"rank {distributed.rank()} sees a different stage-1 checkpoint than rank 0")
-        resumed_from = int(resume["epoch"]) if resume is not None else None
-        torch.manual_seed(cfg.seed)
-        try:
-            s1 = train_stage1(models, data.tokens, data.noisy, n_tr, n_va, tokenizer.pad_token_id, device,
-                              epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                              batch_size=cfg.train_batch_size, eval_batch_size=eval_batch(cfg, device),
-                              alpha_t_hi=cfg.alpha_t_hi, clip=cfg.clip_gradient_norm, seed=cfg.seed,
-                              z_out=z, keep_best=cfg.save_model, resume=resume,
-                              on_epoch_end=stage1_cache.checkpoint_writer(cfg, z) if rank0 else None,
-                              perf=perf if perf is not None else train_stage1_perf(),
-                              length_bucket=cfg.length_bucket, cpu_dropout=cfg.cpu_dropout,
-                              parallel_models=cfg.parallel_models)
-        except KeyboardInterrupt:
-            prog = stage1_cache.ckpt_path(cfg).parent / "progress.json"
-            done = json.loads(prog.read_text())["epoch"] if prog.exists() else 0
-            log.warning("stage 1 interrupted; %d/%d epochs are checkpointed in %s", done, cfg.epochs,
-                        stage1_cache.stage1_dir(cfg))
-            raise
-        if rank0:
-            stage1_cache.save_stage1(cfg, s1)
-            if cfg.save_model:
-                wdir = Path(cfg.model_dir) / stage1_cache.stage1_dir(cfg).name
-                for m, state in enumerate(s1.best_states):
-                    outputs.atomic_torch_save(wdir / f"stage1_model{m}_epoch{s1.best_epoch + 1}.pt", state)
-        del models
-    return s1, cached, resumed_from
-
-
-def eval_batch(cfg: Config, device) -> int:
-    """Batch of the embedding passes: --eval_batch_size, at least 512 on a GPU (no gradients,
-    so a large batch fits and keeps the GPU busy)."""
-    return cfg.eval_batch_size if torch.device(device).type != "cuda" else max(cfg.eval_batch_size, 512)
 
 
 @dataclass
