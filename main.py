@@ -63,7 +63,8 @@ def main(argv=None) -> int:
               "command to resume from the last finished epoch.", file=sys.stderr)
         return 130
     if metrics is not None:  # None: a rank > 0 of a torchrun launch (rank 0 reports)
-        print(pipeline.summary_table(metrics))
+        from src.outputs import summary_table
+        print(summary_table(metrics))
     return 0
 
 

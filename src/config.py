@@ -257,7 +257,7 @@ def validate(cfg: Config) -> Config:
             raise UserError(f"--{name} must be >= 0 (got {getattr(cfg, name)})")
     if not cfg.softplus_beta > 0:
         raise UserError(f"--softplus_beta must be > 0 (got {cfg.softplus_beta})")
-    from src.variants import parse_methods
+    from src.methods import parse_methods
     cfg.variants = ",".join(parse_methods(cfg.variants))
     validate_more(cfg)
     return cfg

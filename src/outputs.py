@@ -8,7 +8,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -99,3 +99,67 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> Pa
     w.writerow(header)
     w.writerows(rows)
     return atomic_write_text(path, buf.getvalue())
+
+
+def save_acc_per_epoch(output_dir: Path, run_dir: Path, name: str, acc: Sequence[float]) -> None:
+    """`<run_dir>/<name>` and `<output_dir>/<name>`; never overwrites an earlier run's top-level
+    file (a later run's copy gets the run folder's name appended)."""
+    arr = np.asarray(acc, dtype=np.float64)
+    atomic_save_npy(run_dir / name, arr)
+    top = Path(output_dir) / name
+    if top.exists():
+        top = top.with_name(f"{top.stem}-{run_dir.name}{top.suffix}")
+    atomic_save_npy(top, arr)
+
+
+def write_corrected_labels(path: Path, data, corrected: np.ndarray, score: np.ndarray, flagged: np.ndarray,
+                           clean_names: Sequence[str], extra: Optional[Dict[str, Sequence]] = None) -> Path:
+    """One line per train+validation sample, most suspect first (highest dynamics score);
+    `row` is the sample's row in the source file (0-based, header excluded), `suspect_rank` 1
+    the most suspect, `changed` whether DyGen's label differs from the given one; `extra`: more
+    columns (name -> one value per sample, in sample order)."""
+    names, n_tr = data.class_names, data.n_train
+    extra = extra or {}
+    header = ["row", "split", "text", "given_label", "dygen_label", "confidence", "dynamics_score",
+              "flagged", "changed", "suspect_rank", *extra, "clean_label"]
+    rows = []
+    for rank, i in enumerate(np.argsort(-score, kind="stable"), 1):
+        pred = int(corrected[i].argmax())
+        rows.append([int(data.row_ids[i]), "train" if i < n_tr else "validation",
+                     data.texts[i][:200].replace("\n", " "), names[data.noisy[i]], names[pred],
+                     f"{corrected[i].max():.4f}", f"{score[i]:.4f}", int(flagged[i]), int(pred != data.noisy[i]),
+                     rank, *(col[i] for col in extra.values()), clean_names[i]])
+    return write_csv(path, header, rows)
+
+
+def summary_table(metrics: dict) -> str:
+    """The few lines main.py prints at the end of a run."""
+    lines = []
+    methods = metrics.get("methods", {})
+    if any("test" in m for m in methods.values()):
+        lines.append(f"{'':22s}{'accuracy':>10s}{'macro-F1':>10s}{'ECE':>8s}")
+        for name, m in methods.items():
+            if "test" in m:
+                t = m["test"]
+                lines.append(f"{'test ' + name:22s}{t['accuracy']:10.4f}{t['macro_f1']:10.4f}{t['ece']:8.4f}")
+    nr = metrics["realised_noise_rate"]
+    lines.append(f"realised noise rate   train {nr['train']:.4f}  validation {nr['validation']:.4f}")
+    if "noise_detection" in metrics:
+        d = metrics["noise_detection"]["mean_over_models"]
+        auroc = f"{d['auroc']:.4f}" if d["auroc"] is not None else "n/a"
+        lines.append(f"noise detection       P {d['precision']:.4f}  R {d['recall']:.4f}  "
+                     f"F1 {d['f1']:.4f}  AUROC {auroc}")
+    lc = methods.get("dygen", {}).get("label_correction")
+    if lc:
+        lines.append(f"train+val label acc   given {lc['given_label_acc']:.4f}  DyGen {lc['label_acc']:.4f}")
+    if "detection_comparison" in metrics:
+        dc = metrics["detection_comparison"]
+        for name in ("dygen", "cleanlab"):
+            d = dc[f"{name}_at_true_count"]
+            auroc = f"{d['auroc']:.4f}" if d["auroc"] is not None else "n/a"
+            lines.append(f"{'detection ' + ('dynamics' if name == 'dygen' else 'cleanlab'):22s}"
+                         f"P@{dc['n_corrupted']} {d['precision']:.4f}  AUROC {auroc}")
+    t = metrics["timings_s"]
+    lines.append("time (s)              " + "  ".join(f"{k} {v:.1f}" for k, v in t.items()))
+    lines.append(f"run folder            {metrics['run_dir']}")
+    return "\n".join(lines)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from src.baselines.cleanlab_detect import (compare_detection, cv_pred_probs, detection_at_true_count,
-                                           top_k_mask)
+from src.baselines.cleanlab_detect import (cleanlab_detection, compare_detection, cv_pred_probs,
+                                           detection_at_true_count)
 
 
 def _clusters(n=300, C=3, D=5, rate=0.2, seed=0):
@@ -18,8 +18,7 @@ def _clusters(n=300, C=3, D=5, rate=0.2, seed=0):
     return x, clean, noisy, noisy != clean
 
 
-def test_top_k_and_detection_at_the_true_count():
-    assert top_k_mask(np.array([0.1, 0.9, 0.5, 0.9]), 2).tolist() == [False, True, False, True]
+def test_detection_at_the_true_count():
     is_noisy = np.array([0, 1, 0, 1, 0, 0], bool)
     perfect = detection_at_true_count(is_noisy + np.linspace(0, 0.1, 6), is_noisy)
     assert perfect == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "auroc": 1.0}
@@ -47,9 +46,10 @@ def test_cleanlab_finds_flipped_labels_in_separated_clusters():
     p = cv_pred_probs(x, noisy, 4, seed=0)
     assert p.shape == (300, 4) and p[:, 3].max() < 1e-5
     oracle = is_noisy.astype(float)                       # a detector that knows the answer
-    out = compare_detection(oracle, x, noisy, is_noisy, 3, seed=0)
+    cl = cleanlab_detection(x, noisy, 3, seed=0)          # sees features and noisy labels only
+    out = compare_detection(oracle, cl["noise_score"], cl["issues"], is_noisy=is_noisy)
     assert out["n_corrupted"] == 60 and out["dygen_at_true_count"]["precision"] == 1.0
     assert out["cleanlab_at_true_count"]["auroc"] > 0.97 and out["cleanlab_at_true_count"]["precision"] > 0.9
     fli = out["cleanlab_find_label_issues"]
     assert fli["precision"] > 0.9 and fli["recall"] > 0.9 and abs(fli["n_flagged"] - 60) <= 10
-    assert out["cv_accuracy_vs_noisy_labels"] == pytest.approx(0.8, abs=0.03)  # it predicts the clean class
+    assert cl["cv_accuracy_vs_noisy_labels"] == pytest.approx(0.8, abs=0.03)  # it predicts the clean class

@@ -1,7 +1,7 @@
 import numpy as np
 
 from src.dynamics.euclidean_dist import (centroid_distances, class_centroids, dynamics_score, flag_top,
-                                         own_label_distances)
+                                         own_label_distances, threshold_flags)
 
 
 def test_distances_equal_brute_force_loop():
@@ -40,3 +40,17 @@ def test_flagged_set_is_top_k_of_score():
         assert mask.sum() == k
         if 0 < k < 100:
             assert s[mask].min() >= s[~mask].max()
+
+
+def test_centroids_from_the_fit_rows_only():
+    # rows 0, 1 (class 0 at +-1) are fitted; row 2 (class 0 at 10) is only measured
+    z = np.array([[[1.0], [-1.0], [10.0]]])
+    own = own_label_distances(z, np.array([0, 0, 0]), 1, fit=np.array([0, 1]))
+    assert np.allclose(own, [[1, 1, 10]])                 # the centroid is 0, not 10/3
+
+
+def test_threshold_chosen_on_fit_rows_applies_to_the_rest():
+    s = np.array([0.9, 0.1, 0.5, 0.3, 0.6, 0.4, 0.2])
+    fit = np.array([0, 1, 2, 3])                          # top 2 of the fit rows: 0.9 and 0.5
+    assert threshold_flags(s, fit, 2).tolist() == [True, False, True, False, True, False, False]
+    assert not threshold_flags(s, fit, 0).any()

@@ -46,6 +46,10 @@ def test_corrected_distribution_picks_observed_row():
     q[0, 1, 2] = [1, 0, 0]; q[1, 1, 2] = [1, 0, 0]
     out = ev.corrected_distribution(q, np.array([1, 2]))
     assert np.allclose(out, [[0, 0.5, 0.5], [1, 0, 0]])
+    # each model its own observed label (NPC: each model's predicted label)
+    q[1, 0, 0] = [1, 0, 0]
+    out = ev.corrected_distribution(q, np.array([[1, 2], [0, 2]]))
+    assert np.allclose(out, [[0.5, 0, 0.5], [1, 0, 0]])
 
 
 def test_ece_by_hand_and_metrics():

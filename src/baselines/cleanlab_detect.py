@@ -13,6 +13,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from src.dynamics.euclidean_dist import flag_top
 from src.model.evaluate import detection_metrics
 
 log = logging.getLogger("dygen")
@@ -53,32 +54,26 @@ def cleanlab_scores(labels: np.ndarray, pred_probs: np.ndarray) -> Dict[str, np.
     return {"issues": np.asarray(issues, dtype=bool), "noise_score": 1.0 - np.asarray(quality, dtype=np.float64)}
 
 
-def top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
-    """The k highest scores (ties broken by index)."""
-    mask = np.zeros(len(scores), dtype=bool)
-    if k > 0:
-        mask[np.argsort(-np.asarray(scores), kind="stable")[:k]] = True
-    return mask
-
-
 def detection_at_true_count(scores: np.ndarray, is_noisy: np.ndarray) -> Dict[str, Optional[float]]:
     """Precision/recall/F1 of the top-k scores, k = the true number of corrupted labels (so
     P = R = F1), and the AUROC of the scores."""
     is_noisy = np.asarray(is_noisy, dtype=bool)
-    return detection_metrics(top_k_mask(scores, int(is_noisy.sum())), np.asarray(scores), is_noisy)
+    return detection_metrics(flag_top(scores, int(is_noisy.sum())), np.asarray(scores), is_noisy)
 
 
-def compare_detection(dynamics_score: np.ndarray, features: np.ndarray, noisy: np.ndarray,
-                      is_noisy: np.ndarray, num_classes: int, *, n_folds: int = 5, seed: int = 0) -> dict:
-    """DyGen's dynamics score against cleanlab on the same samples.
-
-    dynamics_score, features, noisy, is_noisy: over the samples whose clean label is known.
-    """
+def cleanlab_detection(features: np.ndarray, noisy: np.ndarray, num_classes: int, *, n_folds: int = 5,
+                       seed: int = 0) -> dict:
+    """cleanlab's verdicts on the rows given (the training split): out-of-sample probabilities by
+    cross-validation on these rows only, then `cleanlab_scores`. No clean label enters."""
     probs = cv_pred_probs(features, noisy, num_classes, n_folds=n_folds, seed=seed)
-    cl = cleanlab_scores(noisy, probs)
-    return {"n_samples": int(len(noisy)), "n_corrupted": int(np.sum(is_noisy)),
-            "cv_accuracy_vs_noisy_labels": float((probs.argmax(1) == noisy).mean()),
+    return {**cleanlab_scores(noisy, probs), "cv_accuracy_vs_noisy_labels": float((probs.argmax(1) == noisy).mean())}
+
+
+def compare_detection(dynamics_score: np.ndarray, cleanlab_score: np.ndarray, cleanlab_issues: np.ndarray,
+                      *, is_noisy: np.ndarray) -> dict:
+    """DyGen's dynamics score against cleanlab's on the same samples (evaluation only)."""
+    return {"n_samples": int(len(is_noisy)), "n_corrupted": int(np.sum(is_noisy)),
             "dygen_at_true_count": detection_at_true_count(dynamics_score, is_noisy),
-            "cleanlab_at_true_count": detection_at_true_count(cl["noise_score"], is_noisy),
-            "cleanlab_find_label_issues": {**detection_metrics(cl["issues"], cl["noise_score"], is_noisy),
-                                           "n_flagged": int(cl["issues"].sum())}}
+            "cleanlab_at_true_count": detection_at_true_count(cleanlab_score, is_noisy),
+            "cleanlab_find_label_issues": {**detection_metrics(cleanlab_issues, cleanlab_score, is_noisy),
+                                           "n_flagged": int(np.sum(cleanlab_issues))}}

@@ -5,10 +5,9 @@ Sample order everywhere downstream: [train | validation | test], N_all samples.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Tuple
 
 import numpy as np
 
@@ -23,18 +22,17 @@ from src.outputs import atomic_save_npz
 log = logging.getLogger("dygen")
 
 
-@dataclass
-class PreparedData:
+@dataclass(frozen=True)
+class MethodData:
+    """What every method may read: texts, token ids and the NOISY train/validation labels.
+    Sample order: [train | validation | test]; test samples carry no label here."""
     tokens: Tokens                 # N_all ragged token ids
     texts: List[str]               # N_all texts
-    clean: np.ndarray              # (N_all,) clean/gold labels, -1 where unknown
-    noisy: np.ndarray              # (N_trval,) labels the method sees
+    noisy: np.ndarray              # (N_trval,) the given (noisy) labels of train + validation
     n_train: int
     n_val: int
     class_names: List[str]
-    cache_file: Optional[Path] = None
-    row_ids: Optional[np.ndarray] = None  # (N_trval,) each train/validation text's row in its source file
-    tokenize_s: float = 0.0        # seconds spent tokenising (or reading the tokenised cache)
+    row_ids: np.ndarray            # (N_trval,) each train/validation text's row in its source file
 
     @property
     def num_classes(self) -> int:
@@ -49,16 +47,34 @@ class PreparedData:
         return len(self.texts)
 
     @property
+    def train_idx(self) -> np.ndarray:
+        return np.arange(self.n_train)
+
+    @property
+    def val_idx(self) -> np.ndarray:
+        return np.arange(self.n_train, self.n_trval)
+
+    @property
     def test_idx(self) -> np.ndarray:
         return np.arange(self.n_trval, self.n_all)
 
-    def noise_rate(self, part: str) -> float:
-        sl = slice(0, self.n_train) if part == "train" else slice(self.n_train, self.n_trval)
-        clean = self.clean[sl]
+
+@dataclass(frozen=True)
+class Oracle:
+    """What only evaluation reads: clean train/validation labels (diagnostics) and gold test
+    labels (scoring); -1 where unknown. No method receives this object."""
+    clean_trval: np.ndarray        # (N_trval,)
+    test_gold: np.ndarray          # (N_test,)
+
+    @property
+    def has_test_gold(self) -> bool:
+        return len(self.test_gold) > 0 and bool((self.test_gold >= 0).all())
+
+    def realised_noise_rate(self, noisy: np.ndarray, rows: np.ndarray) -> float:
+        """Fraction of `rows` (with a known clean label) whose given label is wrong."""
+        clean = self.clean_trval[rows]
         known = clean >= 0
-        if not known.any():
-            return float("nan")
-        return float((self.noisy[sl][known] != clean[known]).mean())
+        return float((noisy[rows][known] != clean[known]).mean()) if known.any() else float("nan")
 
 
 def data_cache_keys():
@@ -92,7 +108,9 @@ def load_token_cache(cache: Path, key: str, n_all: int, n_trval: int, num_classe
     return tokens, clean, noisy
 
 
-def prepare_data(cfg: Config, tokenizer, model_dir: str, device) -> PreparedData:
+def prepare_data(cfg: Config, tokenizer, model_dir: str, device) -> Tuple[MethodData, Oracle]:
+    """The method's data and, apart, the oracle labels; the tokenised data and the noisy
+    labels are cached (both objects are rebuilt from the one cache file)."""
     raw = load_dataset(cfg.dataset, Path(cfg.path), **custom_options(cfg))
     C = len(raw.class_names)
     seed = cfg.seed
@@ -118,18 +136,15 @@ def prepare_data(cfg: Config, tokenizer, model_dir: str, device) -> PreparedData
     max_len = effective_max_len(cfg)
     key = cfg.hash(data_cache_keys())
     cache = Path(cfg.path) / cfg.dataset / "saved_data" / f"{key}.npz"
-    t0 = time.perf_counter()
     if cfg.saved_dataset == "y" and cache.exists():
         hit = load_token_cache(cache, key, len(texts), n_train + n_val, C)
         if hit is not None:
             log.info("tokenised data from cache %s", cache)
             tokens, clean, noisy = hit
-            return PreparedData(tokens, texts, clean, noisy, n_train, n_val, raw.class_names, cache, row_ids,
-                                time.perf_counter() - t0)
+            return _split(tokens, texts, clean, noisy, n_train, n_val, raw.class_names, row_ids)
 
     log.info("tokenising %d texts (max_len %d)", len(texts), max_len)
     tokens = tokenize(texts, tokenizer, max_len)
-    tokenize_s = time.perf_counter() - t0
     trval_orig = np.concatenate([tr_idx, va_idx])
     if cfg.noise_type == "REAL":  # real noise: use the labels as given
         noisy = raw.noisy_train_labels[trval_orig].astype(np.int64)
@@ -158,7 +173,14 @@ def prepare_data(cfg: Config, tokenizer, model_dir: str, device) -> PreparedData
     clean = np.concatenate([clean_trval, test_gold]).astype(np.int64)
     atomic_save_npz(cache, ids=tokens.ids, offsets=tokens.offsets, clean=clean, noisy=noisy,
                     config_hash=np.array(key))
-    return PreparedData(tokens, texts, clean, noisy, n_train, n_val, raw.class_names, cache, row_ids, tokenize_s)
+    return _split(tokens, texts, clean, noisy, n_train, n_val, raw.class_names, row_ids)
+
+
+def _split(tokens, texts, clean, noisy, n_train, n_val, class_names, row_ids) -> Tuple[MethodData, Oracle]:
+    n_trval = n_train + n_val
+    data = MethodData(tokens, texts, np.asarray(noisy, np.int64), n_train, n_val, list(class_names),
+                      np.asarray(row_ids))
+    return data, Oracle(np.asarray(clean[:n_trval], np.int64), np.asarray(clean[n_trval:], np.int64))
 
 
 def custom_options(cfg: Config) -> dict:

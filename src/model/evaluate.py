@@ -34,9 +34,11 @@ def posterior(p_noisy: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def corrected_distribution(q: np.ndarray, observed: np.ndarray) -> np.ndarray:
-    """q(y | observed y~, w) averaged over models: (M,N,C~,C), (N,) -> (N,C)."""
-    n = np.arange(q.shape[1])
-    return q[:, n, observed, :].mean(0)
+    """q(y | observed y~, w) averaged over models: (M,N,C~,C) with observed (N,) (one label
+    for every model) or (M,N) (each model's own) -> (N,C)."""
+    M, N = q.shape[:2]
+    obs = np.broadcast_to(observed, (M, N))
+    return q[np.arange(M)[:, None], np.arange(N)[None, :], obs, :].mean(0)
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:

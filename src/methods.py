@@ -1,0 +1,140 @@
+"""The methods compared on one stage 1, each under the same rule: fitted on the noisy
+TRAINING split only; the noisy validation split selects (epoch, hyper-parameters); test
+labels are never seen here (the oracle is not an argument of anything in this module).
+
+| name | what it is |
+| --- | --- |
+| `single` | one model fine-tuned on the noisy labels, no co-regularisation (its own stage 1) |
+| `cr` | the run's stage 1: M co-regularised models (Zhou & Chen 2021), ensemble |
+| `traj_lr` | logistic regression on the flattened trajectory, noisy labels, C chosen on validation |
+| `cleanlab_lr` | cleanlab: label issues found by cross-validation on the training rows, dropped, then logistic regression on the selected epoch's embedding |
+| `npc` | NPC (Bae et al., ICML 2022) on the selected epoch's embedding of the stage-1 models |
+| `dygen` and its ablations | `src.variants` |
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from src.errors import UserError
+from src.variants import VARIANTS, DynamicsResult, Stage2Inputs, dynamics, run_variant, trajectory_features
+
+log = logging.getLogger("dygen")
+
+METHODS = ("single", "cr", "traj_lr", "cleanlab_lr", "npc", "dygen", "dygen-no-dynamics", "dygen-no-prior",
+           "dygen-no-coreg")
+RENAMED = {"base": "single"}
+SINGLE_OVERRIDES = dict(n_model=1, alpha_t_hi=0.0)   # `single`'s own stage 1
+
+
+@dataclass
+class MethodOutput:
+    test_probs: np.ndarray                       # (N_test, C)
+    corrected: Optional[np.ndarray] = None       # (N_trval, C) the method's label for each train/val row
+    info: dict = field(default_factory=dict)     # JSON-able facts about the fit (no oracle)
+    test_probs_last: Optional[np.ndarray] = None     # stage-1 methods: at the last epoch
+    test_probs_per_epoch: Optional[List[np.ndarray]] = None  # stage-2 methods: after each epoch
+    seconds: float = 0.0
+    vaes: list = field(default_factory=list)         # stage-2 methods: the trained VAEs (--save_model)
+
+
+@dataclass
+class MethodInputs:
+    """Everything a method may read. `stage1_of` runs (or reads from the cache) the stage 1 of
+    another configuration (for `single`)."""
+    cfg: object                    # Config
+    s1: object                     # Stage1Result: z (M,E,N_all,D), probs (M,E,N_all,C), best_epoch
+    stage2: Stage2Inputs
+    stage1_of: Callable[[object], object]
+    flag_rate: Optional[float] = None   # fraction of training rows DyGen flags (None: flag_count's choice)
+
+
+def fit_rows(n_train: int) -> np.ndarray:
+    """The rows every method fits on: the training split (validation selects, test scores)."""
+    return np.arange(n_train)
+
+
+def parse_methods(text: str) -> List[str]:
+    """'dygen,npc' -> ['npc', 'dygen'] in METHODS order, duplicates dropped; unknown names refused."""
+    names = [s.strip().lower() for s in str(text).split(",") if s.strip()]
+    for n in names:
+        if n in RENAMED:
+            raise UserError(f"--variants: {n!r} is now called {RENAMED[n]!r}")
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise UserError(f"--variants: unknown {', '.join(unknown)}; known: {', '.join(METHODS)}")
+    if not names:
+        raise UserError(f"--variants is empty; known: {', '.join(METHODS)}")
+    return [m for m in METHODS if m in names]
+
+
+def stage1_ensemble(s1, test: np.ndarray, epoch: int) -> np.ndarray:
+    """(N_test, C) mean over models of the stage-1 softmax at `epoch`."""
+    return s1.probs[:, epoch][:, test].mean(0)
+
+
+def run_cr(inp: MethodInputs) -> MethodOutput:
+    s1, st = inp.s1, inp.stage2
+    corrected = s1.probs[:, s1.best_epoch, :st.n_trval].mean(0)
+    return MethodOutput(stage1_ensemble(s1, st.test, s1.best_epoch), corrected,
+                        {"stage1": f"{s1.probs.shape[0]} co-regularised models, selected epoch {s1.best_epoch + 1}",
+                         "selected_epoch": s1.best_epoch + 1},
+                        test_probs_last=stage1_ensemble(s1, st.test, s1.probs.shape[1] - 1))
+
+
+def run_single(inp: MethodInputs) -> MethodOutput:
+    s1 = inp.stage1_of(dataclasses.replace(inp.cfg, **SINGLE_OVERRIDES))
+    st = inp.stage2
+    return MethodOutput(stage1_ensemble(s1, st.test, s1.best_epoch), s1.probs[0, s1.best_epoch, :st.n_trval],
+                        {"stage1": "1 model, no co-regularisation", "selected_epoch": s1.best_epoch + 1},
+                        test_probs_last=stage1_ensemble(s1, st.test, s1.probs.shape[1] - 1))
+
+
+def run_traj_lr(inp: MethodInputs) -> MethodOutput:
+    from src.baselines.traj_lr import fit_traj_lr
+    st, cfg = inp.stage2, inp.cfg
+    x = np.concatenate([trajectory_features(st.z[m]) for m in range(st.z.shape[0])], axis=1)  # (N_all, M*E*D)
+    val = np.setdiff1d(np.arange(st.n_trval), st.fit)
+    res = fit_traj_lr(x, st.noisy, fit=st.fit, val=val, num_classes=st.num_classes, seed=cfg.seed)
+    return MethodOutput(res.predict_proba(x[st.test]), res.predict_proba(x[:st.n_trval]),
+                        {"C": res.C, "val_acc_noisy_per_C": res.val_acc})
+
+
+def run_cleanlab_lr(inp: MethodInputs) -> MethodOutput:
+    from src.baselines.cleanlab_lr import fit_cleanlab_lr
+    st, cfg = inp.stage2, inp.cfg
+    x = np.concatenate([np.asarray(st.z[m, st.best], np.float32) for m in range(st.z.shape[0])], axis=1)
+    val = np.setdiff1d(np.arange(st.n_trval), st.fit)
+    res = fit_cleanlab_lr(x, st.noisy, fit=st.fit, val=val, num_classes=st.num_classes, seed=cfg.seed)
+    return MethodOutput(res.predict_proba(x[st.test]), res.predict_proba(x[:st.n_trval]),
+                        {"C": res.C, "n_removed": res.n_removed, "val_acc_noisy_per_C": res.val_acc})
+
+
+def run_stage2_variant(inp: MethodInputs, name: str, dyn: Optional[DynamicsResult]) -> MethodOutput:
+    out = run_variant(inp.stage2, VARIANTS[name], dyn)
+    info = {"vae_input_width": out.in_dim, "stage2_lambda_t": out.lambda_t}
+    if dyn is not None and VARIANTS[name].flags:
+        info.update(n_flagged_train=dyn.n_flag, flag_count_method=dyn.how)
+    return MethodOutput(out.test_probs, out.corrected, info, test_probs_per_epoch=out.test_probs_per_epoch,
+                        vaes=out.vaes)
+
+
+RUNNERS: Dict[str, Callable[[MethodInputs], MethodOutput]] = {
+    "single": run_single, "cr": run_cr, "traj_lr": run_traj_lr, "cleanlab_lr": run_cleanlab_lr}
+
+
+def run_methods(inp: MethodInputs, names: List[str]):
+    """(outputs per method, the dynamics result DyGen's flags came from)."""
+    dyn = dynamics(inp.stage2, inp.flag_rate)
+    log.info("dynamics: flagging %d of %d training samples (%s)", dyn.n_flag, len(inp.stage2.fit), dyn.how)
+    outs: Dict[str, MethodOutput] = {}
+    for name in names:
+        t0 = time.perf_counter()
+        outs[name] = RUNNERS[name](inp) if name in RUNNERS else run_stage2_variant(inp, name, dyn)
+        outs[name].seconds = round(time.perf_counter() - t0, 3)
+    return outs, dyn
