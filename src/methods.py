@@ -22,13 +22,14 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from src.errors import UserError
-from src.variants import VARIANTS, DynamicsResult, Stage2Inputs, dynamics, run_variant, trajectory_features
+from src.variants import VARIANTS, DynamicsResult, Stage2Inputs, dynamics, run_variant
 
 log = logging.getLogger("dygen")
 
 METHODS = ("single", "cr", "traj_lr", "cleanlab_lr", "npc", "dygen", "dygen-no-dynamics", "dygen-no-prior",
            "dygen-no-coreg")
 RENAMED = {"base": "single"}
+LR_CS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)   # inverse regularisation strengths tried by the LR methods
 SINGLE_OVERRIDES = dict(n_model=1, alpha_t_hi=0.0)   # `single`'s own stage 1
 
 
@@ -95,24 +96,37 @@ def run_single(inp: MethodInputs) -> MethodOutput:
                         test_probs_last=stage1_ensemble(s1, st.test, s1.probs.shape[1] - 1))
 
 
-def run_traj_lr(inp: MethodInputs) -> MethodOutput:
-    from src.baselines.traj_lr import fit_traj_lr
-    st, cfg = inp.stage2, inp.cfg
-    x = np.concatenate([trajectory_features(st.z[m]) for m in range(st.z.shape[0])], axis=1)  # (N_all, M*E*D)
+def _per_model_lr(inp: MethodInputs, fit_one) -> MethodOutput:
+    """One logistic-regression method per stage-1 model (fit on the training rows, C chosen on
+    the noisy validation rows), probabilities averaged over models as for `cr` and `dygen`."""
+    st = inp.stage2
     val = np.setdiff1d(np.arange(st.n_trval), st.fit)
-    res = fit_traj_lr(x, st.noisy, fit=st.fit, val=val, num_classes=st.num_classes, seed=cfg.seed)
-    return MethodOutput(res.predict_proba(x[st.test]), res.predict_proba(x[:st.n_trval]),
-                        {"C": res.C, "val_acc_noisy_per_C": res.val_acc})
+    pred = np.concatenate([np.arange(st.n_trval), st.test])
+    results = [fit_one(m, val, pred) for m in range(st.z.shape[0])]
+    probs = np.mean([r.probs for r in results], axis=0)                # (N_trval + N_test, C)
+    info = {"C_per_model": [r.C for r in results],
+            "val_acc_noisy_per_C": [{f"{c:g}": a for c, a in r.val_acc.items()} for r in results]}
+    if hasattr(results[0], "n_removed"):
+        info["n_removed_per_model"] = [int(r.n_removed) for r in results]
+    return MethodOutput(probs[st.n_trval:], probs[:st.n_trval], info)
+
+
+def run_traj_lr(inp: MethodInputs) -> MethodOutput:
+    from src.baselines.traj_lr import traj_lr
+    st = inp.stage2
+    return _per_model_lr(inp, lambda m, val, pred: traj_lr(
+        st.z[m], st.noisy, st.fit, val, pred, num_classes=st.num_classes, Cs=LR_CS))
 
 
 def run_cleanlab_lr(inp: MethodInputs) -> MethodOutput:
-    from src.baselines.cleanlab_lr import fit_cleanlab_lr
-    st, cfg = inp.stage2, inp.cfg
-    x = np.concatenate([np.asarray(st.z[m, st.best], np.float32) for m in range(st.z.shape[0])], axis=1)
-    val = np.setdiff1d(np.arange(st.n_trval), st.fit)
-    res = fit_cleanlab_lr(x, st.noisy, fit=st.fit, val=val, num_classes=st.num_classes, seed=cfg.seed)
-    return MethodOutput(res.predict_proba(x[st.test]), res.predict_proba(x[:st.n_trval]),
-                        {"C": res.C, "n_removed": res.n_removed, "val_acc_noisy_per_C": res.val_acc})
+    from src.baselines.cleanlab_lr import cleanlab_lr
+    st = inp.stage2
+
+    def one(m, val, pred):
+        x = np.asarray(st.z[m, st.best], np.float32)                    # the selected epoch's embedding
+        return cleanlab_lr(x[st.fit], st.noisy[st.fit], x[val], st.noisy[val], x[pred],
+                           num_classes=st.num_classes, Cs=LR_CS, seed=inp.cfg.seed)
+    return _per_model_lr(inp, one)
 
 
 def run_stage2_variant(inp: MethodInputs, name: str, dyn: Optional[DynamicsResult]) -> MethodOutput:

@@ -147,7 +147,8 @@ def prior(inp: Stage2Inputs, v: Variant, m: int, flags: Optional[np.ndarray]) ->
     else:
         from src.baselines.npc import npc_prior
         emb = np.asarray(inp.z[m, inp.best, fit], np.float32)
-        proba = npc_prior(emb, inp.noisy[fit], inp.probs[m, inp.best, fit], num_classes=C, k=cfg.k)
+        proba = npc_prior(emb, inp.probs[m, inp.best, fit], np.ones(len(fit), bool), num_classes=C, k=cfg.k,
+                          seed=cfg.seed)
     return dirichlet_prior(proba, cfg.knn_mode, cfg.prior_norm, cfg.selected_class)
 
 
