@@ -28,7 +28,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def parse(argv):
     from src.grid import GRID_PRESETS
-    from src.variants import METHODS
+    from src.methods import METHODS
     p = argparse.ArgumentParser(prog="run_grid.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=sorted(GRID_PRESETS), help="quick: SN/ASN/IDN x 0.2/0.4 x seeds 1 2 3 with "
@@ -39,6 +39,8 @@ def parse(argv):
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated, from: " + ", ".join(METHODS))
     p.add_argument("--dataset", default="20news")
     p.add_argument("--output_dir", default="cache", help="results.csv, results.md, the caches and run folders")
+    p.add_argument("--results", default=None, help="the results CSV (default <output_dir>/results.csv); "
+                   "results.md and grid_accuracy.png go beside it")
     p.add_argument("--no_cleanlab", action="store_true", help="skip the cleanlab detection baseline")
     p.add_argument("--report_only", action="store_true", help="only rebuild results.md and the plot")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -58,7 +60,7 @@ def main_flags(rest):
 def main(argv=None) -> int:
     from src import grid, plots
     from src.errors import UserError
-    from src.variants import parse_methods
+    from src.methods import parse_methods
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     args, rest = parse(argv)
     preset = grid.GRID_PRESETS.get(args.preset, {})
@@ -69,26 +71,28 @@ def main(argv=None) -> int:
         print(f"run_grid.py: error: {e}", file=sys.stderr)
         return 2
     out = Path(args.output_dir)
+    csv_path = Path(args.results) if args.results else out / "results.csv"
+    report = csv_path.parent
     command = "python scripts/run_grid.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     t0 = time.perf_counter()
     from src.outputs import atomic_write_text
     if args.report_only:   # the table names the command that ran the grid, not this one
-        rows = grid.read_rows(out / "results.csv")
-        saved = out / "grid_command.txt"
+        rows = grid.read_rows(csv_path)
+        saved = report / "grid_command.txt"
         command = saved.read_text().strip() if saved.exists() else command
     else:
-        atomic_write_text(out / "grid_command.txt", command + "\n")
+        atomic_write_text(report / "grid_command.txt", command + "\n")
         rows = grid.run_grid(out, noise_types=args.noise_types or preset.get("noise_types", ("SN",)),
                              ratios=args.ratios or preset.get("ratios", (0.2,)),
                              seeds=args.seeds or preset.get("seeds", (1,)), methods=methods, main_args=main_args,
-                             compare_cleanlab=not args.no_cleanlab)
-    atomic_write_text(out / "results.md", grid.results_markdown(rows, methods, command))
+                             compare_cleanlab=not args.no_cleanlab, csv_path=csv_path)
+    atomic_write_text(report / "results.md", grid.results_markdown(rows, methods, command))
     series = grid.accuracy_series(rows, methods)
     if series:
-        plots.accuracy_vs_noise(series, out / "grid_accuracy.png",
+        plots.accuracy_vs_noise(series, report / "grid_accuracy.png",
                                 title=f"{args.dataset}: test accuracy vs noise ratio (mean +- std over seeds)")
-    logging.info("grid: %d rows in %s (this call %.1f min); table %s", len(rows), out / "results.csv",
-                 (time.perf_counter() - t0) / 60, out / "results.md")
+    logging.info("grid: %d rows in %s (this call %.1f min); table %s", len(rows), csv_path,
+                 (time.perf_counter() - t0) / 60, report / "results.md")
     return 0
 
 

@@ -50,12 +50,21 @@ def method_metrics(out: MethodOutput, oracle: Oracle, noisy: np.ndarray, known: 
     return m
 
 
-def detection(dyn: DynamicsResult, known: np.ndarray, is_noisy: np.ndarray) -> dict:
-    """The dynamics score (mean over models) and the flags against the true corruption mask."""
+def detection(dyn: DynamicsResult, noisy: np.ndarray, clean: np.ndarray, n_train: int) -> dict:
+    """The dynamics score (mean over models) and the flags against the true corruption mask, on
+    the training rows (where the flag count was chosen) and on the validation rows (flagged by
+    the same score threshold); per model on the training rows."""
     score = dyn.scores.mean(0)
-    return {"mean_over_models": ev.detection_metrics(dyn.mean_flags[known], score[known], is_noisy),
-            "per_model": [ev.detection_metrics(f[known], s[known], is_noisy)
-                          for f, s in zip(dyn.flags, dyn.scores)]}
+    out = {}
+    for part, rows in (("train_rows", np.arange(n_train)), ("validation_rows", np.arange(n_train, len(noisy)))):
+        k = rows[clean[rows] >= 0]
+        if len(k):
+            out[part] = ev.detection_metrics(dyn.mean_flags[k], score[k], noisy[k] != clean[k])
+    k = np.flatnonzero(clean[:n_train] >= 0)
+    if len(k):
+        out["per_model_train_rows"] = [ev.detection_metrics(f[k], s[k], noisy[k] != clean[k])
+                                       for f, s in zip(dyn.flags, dyn.scores)]
+    return out
 
 
 def evaluate(data: MethodData, oracle: Oracle, outs: Dict[str, MethodOutput], dyn: DynamicsResult,
@@ -69,7 +78,7 @@ def evaluate(data: MethodData, oracle: Oracle, outs: Dict[str, MethodOutput], dy
                                        "validation": oracle.realised_noise_rate(data.noisy, data.val_idx)},
                "methods": {name: method_metrics(o, oracle, data.noisy, known, data.n_train) for name, o in outs.items()}}
     if known.any():
-        metrics["noise_detection"] = detection(dyn, known, is_noisy)
+        metrics["noise_detection"] = detection(dyn, data.noisy, clean, data.n_train)
     if cleanlab_detection is not None and known[:data.n_train].any():
         from src.baselines.cleanlab_detect import compare_detection
         tr_known = known[:data.n_train]

@@ -20,7 +20,7 @@ import numpy as np
 
 from src.config import Config, make_config
 from src.outputs import atomic_write_text
-from src.variants import METHODS
+from src.methods import METHODS
 
 log = logging.getLogger("dygen")
 
@@ -34,7 +34,7 @@ GRID_PRESETS = {
 }
 
 COLUMNS = ["dataset", "noise_type", "noise_ratio", "seed", "method", "config_hash",
-           "test_acc", "test_macro_f1", "test_ece",
+           "test_acc", "test_macro_f1", "test_ece", "test_acc_last_epoch",
            "det_precision", "det_recall", "det_f1", "det_auroc", "det_precision_at_true_count",
            "label_acc_given", "label_acc_corrected", "realised_noise_train",
            "n_flagged", "stage1_cached", "wall_s", "setting_wall_s", "run_dir"]
@@ -58,33 +58,28 @@ def _get(d: dict, *path):
 
 def rows_from_metrics(metrics: dict, cfg: Config, methods: Sequence[str], setting_wall_s: float) -> List[dict]:
     """One row per method (and one `cleanlab` detection-only row when it was compared)."""
-    h = config_hash(cfg)
     common = {"dataset": cfg.dataset, "noise_type": cfg.noise_type, "noise_ratio": cfg.noise_ratio,
-              "seed": cfg.seed, "config_hash": h, "run_dir": metrics.get("run_dir", ""),
+              "seed": cfg.seed, "config_hash": config_hash(cfg), "run_dir": metrics.get("run_dir", ""),
               "realised_noise_train": _get(metrics, "realised_noise_rate", "train"),
-              "setting_wall_s": round(setting_wall_s, 1)}
+              "setting_wall_s": round(setting_wall_s, 1), "stage1_cached": metrics.get("stage1_cached")}
     t = metrics.get("timings_s", {})
     stage1_s = t.get("data", 0) + t.get("stage1", 0)
     dc = metrics.get("detection_comparison")
     rows = []
     for method in methods:
-        v = metrics["variants"][method]
-        test = v.get("test", {})
-        det = v.get("noise_detection", {})
-        row = {**common, "method": method, "test_acc": test.get("accuracy"), "test_macro_f1": test.get("macro_f1"),
-               "test_ece": test.get("ece"), "det_precision": det.get("precision"), "det_recall": det.get("recall"),
-               "det_f1": det.get("f1"), "det_auroc": det.get("auroc"),
+        v = metrics["methods"][method]
+        row = {**common, "method": method, "test_acc": _get(v, "test", "accuracy"),
+               "test_macro_f1": _get(v, "test", "macro_f1"), "test_ece": _get(v, "test", "ece"),
+               "test_acc_last_epoch": _get(v, "test_last_epoch", "accuracy"),
                "label_acc_given": _get(v, "label_correction", "given_label_acc"),
-               "label_acc_corrected": _get(v, "label_correction", "dygen_label_acc"),
-               "n_flagged": v.get("n_flagged")}
-        if method == "base":
-            row["stage1_cached"] = v.get("stage1_cached")
-            row["wall_s"] = round(t.get("data", 0) + v["timings_s"]["stage1"], 1)
-        else:
-            row["stage1_cached"] = metrics.get("stage1_cached")
-            row["wall_s"] = round(stage1_s + sum(v.get("timings_s", {}).values()), 1)
-        if method == "dygen" and dc is not None:
-            row["det_precision_at_true_count"] = dc["dygen_at_true_count"]["precision"]
+               "label_acc_corrected": _get(v, "label_correction", "label_acc"),
+               "n_flagged": v.get("n_flagged_train"), "wall_s": round(stage1_s + v.get("seconds", 0), 1)}
+        if method == "dygen" and "train_rows" in metrics.get("noise_detection", {}):
+            det = metrics["noise_detection"]["train_rows"]
+            row.update(det_precision=det["precision"], det_recall=det["recall"], det_f1=det["f1"],
+                       det_auroc=det["auroc"])
+            if dc is not None:
+                row["det_precision_at_true_count"] = dc["dygen_at_true_count"]["precision"]
         rows.append(row)
     if dc is not None:
         cl = dc["cleanlab_find_label_issues"]
@@ -114,13 +109,13 @@ def write_rows(path: Path, rows: Iterable[dict]) -> None:
 
 def run_grid(output_dir: Path, *, noise_types: Sequence[str], ratios: Sequence[float], seeds: Sequence[int],
              methods: Sequence[str] = METHODS, main_args: Optional[dict] = None, compare_cleanlab: bool = True,
-             run_fn: Optional[Callable] = None) -> List[dict]:
-    """Run every missing cell; rows are saved after each setting (results.csv), so an
-    interrupted grid resumes where it stopped. Returns all rows."""
+             run_fn: Optional[Callable] = None, csv_path: Optional[Path] = None) -> List[dict]:
+    """Run every missing cell; rows are saved after each setting (csv_path, default
+    <output_dir>/results.csv), so an interrupted grid resumes where it stopped. Returns all rows."""
     from src import pipeline
     run_fn = run_fn or pipeline.run
     output_dir = Path(output_dir)
-    csv_path = output_dir / "results.csv"
+    csv_path = Path(csv_path) if csv_path is not None else output_dir / "results.csv"
     rows = read_rows(csv_path)
     done = {cell_key(r) for r in rows}
     main_args = {k: v for k, v in (main_args or {}).items()   # the grid sets these itself
@@ -263,6 +258,28 @@ def significance_table(rows: Sequence[dict], metric: str, ref: str, others: Sequ
     return "\n".join(lines)
 
 
+RIVALS = ("single", "cr", "traj_lr", "cleanlab_lr", "npc")   # the non-DyGen methods (ablations excluded)
+
+
+def best_rival_table(rows: Sequence[dict], metric: str, ref: str = "dygen", rivals: Sequence[str] = RIVALS) -> str:
+    """Markdown: per setting, `ref` against the non-DyGen method with the best mean there, paired
+    over seeds (difference, wins/ties/losses, paired t-test p)."""
+    ps, agg = per_seed(rows, metric), aggregate(rows, metric)
+    lines = [f"| setting | {ref} | best other method | its score | diff (pp, mean ± std) | wins/ties/losses | paired t p |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for nt, r in settings_of(rows):
+        have = [m for m in rivals if (nt, r, m) in agg]
+        if (nt, r, ref) not in agg or not have:
+            continue
+        best = max(have, key=lambda m: agg[(nt, r, m)][0])
+        t = paired(ps[(nt, r, ref)], ps[(nt, r, best)])
+        p = f"{t['p']:.3f}" if t["p"] is not None else "n/a"
+        lines.append(f"| {nt} {100 * r:g}% | {_fmt(agg[(nt, r, ref)])} | {best} | {_fmt(agg[(nt, r, best)])} | "
+                     f"{100 * t['mean_diff']:+.1f} ± {100 * t['std_diff']:.1f} | {t['wins']}/{t['ties']}/{t['losses']} "
+                     f"| {p} |")
+    return "\n".join(lines)
+
+
 def results_markdown(rows: Sequence[dict], methods: Sequence[str] = METHODS, command: str = "") -> str:
     n_settings = len({(r["noise_type"], r["noise_ratio"], r["seed"]) for r in rows})
     walls = {}
@@ -276,14 +293,19 @@ def results_markdown(rows: Sequence[dict], methods: Sequence[str] = METHODS, com
              + (f"\n\nCommand: `{command}`" if command else ""),
              "Entries: mean ± sample std (ddof 1) over seeds, (number of seeds); best per column in **bold**.",
              "## Test accuracy (%)", table(rows, "test_acc", methods),
+             "## DyGen against the best other method of each setting (paired over seeds)",
+             best_rival_table(rows, "test_acc"),
+             "## Stage-1 methods at their LAST epoch instead of the one selected on noisy validation: test accuracy (%)",
+             table(rows, "test_acc_last_epoch", ["single", "cr"]),
              "## Test macro-F1 (%)", table(rows, "test_macro_f1", methods),
              "## Test ECE (%; lower is better)", table(rows, "test_ece", methods, higher_better=False),
-             "## Label-error detection on train+validation: AUROC (%)",
+             "## Label correction: agreement of each method's train+validation labels with the clean labels (%)",
+             table(rows, "label_acc_corrected", methods),
+             "## Label-error detection: AUROC (%)",
              "`dygen` = the dynamics score (mean + std over epochs of the distance to the own-label "
-             "centroid, averaged over models); `cleanlab` = 1 - self-confidence label quality from "
-             "5-fold logistic regression on frozen pretrained embeddings; `dygen-no-dynamics` = the "
-             "distance at the selected epoch only.",
-             table(rows, "det_auroc", ["dygen", "dygen-no-dynamics", "cleanlab"]),
+             "centroid, averaged over models); `cleanlab` = 1 - self-confidence label quality from 5-fold "
+             "logistic regression on frozen pretrained embeddings; both on the training rows.",
+             table(rows, "det_auroc", ["dygen", "cleanlab"]),
              "## Label-error detection: precision at the true number of corrupted labels (%) (= recall = F1)",
              table(rows, "det_precision_at_true_count", ["dygen", "cleanlab"]),
              "## Label-error detection: F1 of each method's own flags (%)",

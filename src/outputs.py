@@ -144,10 +144,10 @@ def summary_table(metrics: dict) -> str:
                 lines.append(f"{'test ' + name:22s}{t['accuracy']:10.4f}{t['macro_f1']:10.4f}{t['ece']:8.4f}")
     nr = metrics["realised_noise_rate"]
     lines.append(f"realised noise rate   train {nr['train']:.4f}  validation {nr['validation']:.4f}")
-    if "noise_detection" in metrics:
-        d = metrics["noise_detection"]["mean_over_models"]
+    if "train_rows" in metrics.get("noise_detection", {}):
+        d = metrics["noise_detection"]["train_rows"]
         auroc = f"{d['auroc']:.4f}" if d["auroc"] is not None else "n/a"
-        lines.append(f"noise detection       P {d['precision']:.4f}  R {d['recall']:.4f}  "
+        lines.append(f"noise detection (train) P {d['precision']:.4f}  R {d['recall']:.4f}  "
                      f"F1 {d['f1']:.4f}  AUROC {auroc}")
     lc = methods.get("dygen", {}).get("label_correction")
     if lc:

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, tiny_args
 from src import grid
 
-ACC = {"dygen": (0.50, 0.60, 0.70), "cr": (0.55, 0.55, 0.58), "base": (0.40, 0.42, 0.44)}
+ACC = {"dygen": (0.50, 0.60, 0.70), "cr": (0.55, 0.55, 0.58), "single": (0.40, 0.42, 0.44)}
 
 
 def _rows():
@@ -33,14 +33,14 @@ def test_mean_std_and_table_against_hand_computed_values():
     agg = grid.aggregate(_rows(), "test_acc")
     m, s, n = agg[("SN", 0.2, "cr")]
     assert n == 3 and m == pytest.approx(0.56) and s == pytest.approx(math.sqrt((0.01 ** 2 * 2 + 0.02 ** 2) / 2))
-    md = grid.table(_rows(), "test_acc", ["base", "cr", "dygen"])
+    md = grid.table(_rows(), "test_acc", ["single", "cr", "dygen"])
     lines = md.splitlines()
     assert lines[0] == "| method | SN 20% | ASN 40% |"
-    assert lines[2] == "| base | 42.0 ± 2.0 (3) | - |"
+    assert lines[2] == "| single | 42.0 ± 2.0 (3) | - |"
     assert lines[3] == "| cr | 56.0 ± 1.7 (3) | **30.0 ± 0.0** (1) |"
     assert lines[4] == "| dygen | **60.0 ± 10.0** (3) | 20.0 ± 0.0 (1) |"
     # lower is better: the bold moves
-    assert "**42.0 ± 2.0** (3)" in grid.table(_rows(), "test_acc", ["base", "cr", "dygen"], higher_better=False)
+    assert "**42.0 ± 2.0** (3)" in grid.table(_rows(), "test_acc", ["single", "cr", "dygen"], higher_better=False)
 
 
 def test_paired_comparison_against_the_closed_form_t_test():
@@ -54,11 +54,18 @@ def test_paired_comparison_against_the_closed_form_t_test():
     assert (t["wins"], t["ties"], t["losses"]) == (2, 0, 1)
     assert not grid.beats_outside_spread((0.6, 0.1, 3), (0.56, 0.017, 3))
     assert grid.beats_outside_spread((0.6, 0.01, 3), (0.42, 0.02, 3))
-    sig = grid.significance_table(rows, "test_acc", "dygen", ["base", "cr"])
-    assert "| SN 20% | base | +18.0 ± 8.0 | 3/0/0 |" in sig and sig.count("| yes |") == 1
+    sig = grid.significance_table(rows, "test_acc", "dygen", ["single", "cr"])
+    assert "| SN 20% | single | +18.0 ± 8.0 | 3/0/0 |" in sig and sig.count("| yes |") == 1
     assert "| ASN 40% | cr | -10.0 ± 0.0 | 0/0/1 | n/a | n/a (1 seed) |" in sig   # no spread from one seed
-    md = grid.results_markdown(rows, ["base", "cr", "dygen"], command="cmd")
+    md = grid.results_markdown(rows, ["single", "cr", "dygen"], command="cmd")
     assert "11 cells from 4 settings" in md and "`cmd`" in md and "3.0 min" in md
+
+
+def test_dygen_against_the_best_other_method_per_setting():
+    best = grid.best_rival_table(_rows(), "test_acc").splitlines()
+    # SN 20%: cr (mean 56.0) beats single (42.0); differences -0.05, +0.05, +0.12
+    assert best[2] == "| SN 20% | 60.0 ± 10.0 (3) | cr | 56.0 ± 1.7 (3) | +4.0 ± 8.5 | 2/0/1 | 0.503 |"
+    assert best[3] == "| ASN 40% | 20.0 ± 0.0 (1) | cr | 30.0 ± 0.0 (1) | -10.0 ± 0.0 | 0/0/1 | n/a |"
 
 
 def _load_script():
