@@ -67,13 +67,14 @@ class Config:
     length_bucket: int = _f(50, "stage-1 training batches are cut from length-sorted chunks of this many "
                             "batches (little padding; samples and batch order still shuffled); 0: plain "
                             "random batches")
-    cpu_dropout: Literal["bulk", "torch"] = _f("bulk", "stage-1 dropout masks when training on CPU: bulk (drawn in bulk by numpy "
-                          "from a seed taken from torch's generator; about half the cost, same distribution) "
-                          "or torch (torch's own per-element generator, as before). GPUs always use torch's")
-    parallel_models: Literal["auto", "off"] = _f("auto", "stage 1 on CPU: auto trains and embeds the M models at the same time, "
-                              "each in its own thread on threads/M cores with its own dropout generator "
-                              "(needs --cpu_dropout bulk, one process and at least M threads; 10-20%% faster "
-                              "on 2 cores); off: one model after the other on all threads")
+    cpu_dropout: Literal["bulk", "torch"] = _f(
+        "bulk", "stage-1 dropout masks when training on CPU: bulk (drawn in bulk by numpy from a seed "
+        "taken from torch's generator; about half the cost, same distribution) or torch (torch's own "
+        "per-element generator, as before). GPUs always use torch's")
+    parallel_models: Literal["auto", "off"] = _f(
+        "auto", "stage 1 on CPU: auto trains and embeds the M models at the same time, each in its own "
+        "thread on threads/M cores with its own dropout generator (needs --cpu_dropout bulk, one process "
+        "and at least M threads; 10-20%% faster on 2 cores); off: one model after the other on all threads")
     alpha_t_hi: float = _f(5.0, "stage-1 co-regularisation weight after the 10%% warm-up")
     clip_gradient_norm: float = _f(1.0, "stage-1 gradient-norm clip per model")
     # --- dynamics + prior ---
@@ -104,9 +105,9 @@ class Config:
     output_dir: str = _f("cache", "where results logs, .npy and run folders go")
     model_dir: str = _f("model_save", "where --save_model writes weights")
     save_model: bool = _f(False, "save the selected stage-1 and the stage-2 weights under --model_dir")
-    preset: Optional[Literal["quick", "grid", "paper"]] = _f(None, "quick: a stratified subset that runs in minutes on 2 CPU "
-                               "cores; grid: a smaller one, one cell of scripts/run_grid.py; paper: the "
-                               "authors' setting. Explicit flags win.")
+    preset: Optional[Literal["quick", "grid", "paper"]] = _f(
+        None, "quick: a stratified subset that runs in minutes on 2 CPU cores; grid: a smaller one, one "
+        "cell of scripts/run_grid.py; paper: the authors' setting. Explicit flags win.")
 
     # ------------------------------------------------------------------
     @property
