@@ -1,7 +1,8 @@
 """Every flag of main.py in one typed dataclass, with presets and validation.
 
-The argparse parser is generated from the dataclass fields, so a flag, its type, its
-default and its help text live in exactly one place.
+transformers.HfArgumentParser builds the command line from the dataclass fields, so a
+flag, its type (Optional, Literal choices, bool switches), its default and its help text
+live in exactly one place.
 """
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field, fields
-from typing import Optional
+from typing import Literal, Optional, Union, get_args, get_origin, get_type_hints
 
+from transformers import HfArgumentParser
+
+from src.data.datasets import DATASETS
 from src.errors import UserError
 
 NOISE_TYPES = ("SN", "ASN", "IDN", "REAL")
 KNN_MODES = ("onehot", "proba")
 
 
-def _f(default, help, **kw):
-    return field(default=default, metadata={"help": help, **kw})
+def _f(default, help):
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -43,8 +47,8 @@ class Config:
     max_train_samples: Optional[int] = _f(None, "stratified subset of the official training split "
                                           "(before the 80/20 train/validation split)")
     max_test_samples: Optional[int] = _f(None, "stratified subset of the test split")
-    saved_dataset: str = _f("y", "y: reuse the tokenised cache when present (built otherwise); n: rebuild it",
-                            choices=("y", "n"))
+    saved_dataset: Literal["y", "n"] = _f("y", "y: reuse the tokenised cache when present (built "
+                                          "otherwise); n: rebuild it")
     noise_type: Optional[str] = _f(None, "synthetic noise: SN (symmetric), ASN (asymmetric y->y+1), "
                                    "IDN (instance-dependent); or REAL: the dataset's own labels as given; "
                                    "case-insensitive (default: REAL for real-noise datasets and csv/jsonl, else SN)")
@@ -63,15 +67,14 @@ class Config:
     length_bucket: int = _f(50, "stage-1 training batches are cut from length-sorted chunks of this many "
                             "batches (little padding; samples and batch order still shuffled); 0: plain "
                             "random batches")
-    cpu_dropout: str = _f("bulk", "stage-1 dropout masks when training on CPU: bulk (drawn in bulk by numpy "
-                          "from a seed taken from torch's generator; about half the cost, same distribution) "
-                          "or torch (torch's own per-element generator, as before). GPUs always use torch's",
-                          choices=("bulk", "torch"))
-    parallel_models: str = _f("auto", "stage 1 on CPU: auto trains and embeds the M models at the same time, "
-                              "each in its own thread on threads/M cores with its own dropout generator "
-                              "(needs --cpu_dropout bulk, one process and at least M threads; 10-20%% faster "
-                              "on 2 cores); off: one model after the other on all threads",
-                              choices=("auto", "off"))
+    cpu_dropout: Literal["bulk", "torch"] = _f(
+        "bulk", "stage-1 dropout masks when training on CPU: bulk (drawn in bulk by numpy from a seed "
+        "taken from torch's generator; about half the cost, same distribution) or torch (torch's own "
+        "per-element generator, as before). GPUs always use torch's")
+    parallel_models: Literal["auto", "off"] = _f(
+        "auto", "stage 1 on CPU: auto trains and embeds the M models at the same time, each in its own "
+        "thread on threads/M cores with its own dropout generator (needs --cpu_dropout bulk, one process "
+        "and at least M threads; 10-20%% faster on 2 cores); off: one model after the other on all threads")
     alpha_t_hi: float = _f(5.0, "stage-1 co-regularisation weight after the 10%% warm-up")
     clip_gradient_norm: float = _f(1.0, "stage-1 gradient-norm clip per model")
     # --- dynamics + prior ---
@@ -98,14 +101,13 @@ class Config:
                                 "on frozen pretrained embeddings) and compare with the dynamics score")
     no_plots: bool = _f(False, "do not draw the PNG plots in the run folder")
     # --- running ---
-    device: str = _f("auto", "auto (cuda when present), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    device: Literal["auto", "cpu", "cuda"] = _f("auto", "auto (cuda when present), cpu or cuda")
     output_dir: str = _f("cache", "where results logs, .npy and run folders go")
     model_dir: str = _f("model_save", "where --save_model writes weights")
     save_model: bool = _f(False, "save the selected stage-1 and the stage-2 weights under --model_dir")
-    preset: Optional[str] = _f(None, "quick: a stratified subset that runs in minutes on 2 CPU "
-                               "cores; grid: a smaller one, one cell of scripts/run_grid.py; paper: the "
-                               "authors' setting. Explicit flags win.",
-                               choices=("quick", "grid", "paper"))
+    preset: Optional[Literal["quick", "grid", "paper"]] = _f(
+        None, "quick: a stratified subset that runs in minutes on 2 CPU cores; grid: a smaller one, one "
+        "cell of scripts/run_grid.py; paper: the authors' setting. Explicit flags win.")
 
     # ------------------------------------------------------------------
     @property
@@ -148,16 +150,30 @@ PRESETS = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse's own errors (unknown flag, bad type, bad choice) become a UserError, so
-    main.py reports them like every other user error: one line, exit code 2."""
+class _Parser(HfArgumentParser):
+    """HfArgumentParser, with argparse's own errors (unknown flag, bad type, bad choice) raised
+    as a UserError, so main.py reports them like every other user error: one line, exit 2."""
 
     def error(self, message):
         raise UserError(message)
 
+    def add_argument(self, *names, **kw):
+        # HfArgumentParser also adds a --hyphen-name twin of each --under_score flag: keep one spelling.
+        names = [n for n in names if not (n.startswith("--") and "-" in n[2:])]
+        default = kw.get("default", argparse.SUPPRESS)
+        if default is not argparse.SUPPRESS:
+            help_ = kw.get("help", "")
+            if not isinstance(default, bool) and "(default" not in help_:  # a switch is off by default
+                kw["help"] = f"{help_} (default: {default})"
+            # Only flags given explicitly reach the namespace, so they can beat a preset's values.
+            kw["default"] = argparse.SUPPRESS
+        return super().add_argument(*names, **kw)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    """The command line of main.py; parse_args returns only the flags given explicitly."""
+    return _Parser(
+        Config,
         prog="main.py",
         description="DyGen (KDD 2023): learn from noisy labels with training dynamics and a "
                     "Dirichlet VAE. Fine-tunes M co-regularised language models on noisy labels "
@@ -165,47 +181,27 @@ def build_parser() -> argparse.ArgumentParser:
                     "builds a KNN prior, trains one Dirichlet VAE per model (stage 2) and "
                     "reports base vs DyGen test accuracy.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for f in fields(Config):
-        name = "--" + f.name
-        help_ = f.metadata["help"]
-        if f.type in ("bool", bool):
-            p.add_argument(name, action="store_true", default=argparse.SUPPRESS, help=help_)
-            continue
-        typ = {"int": int, "float": float, "str": str, "Optional[int]": int,
-               "Optional[float]": float, "Optional[str]": str}[f.type]
-        kw = {}
-        if "choices" in f.metadata:
-            kw["choices"] = f.metadata["choices"]
-        # SUPPRESS lets us tell explicit flags from defaults (explicit flags beat presets).
-        p.add_argument(name, type=typ, default=argparse.SUPPRESS,
-                       help=help_ if "(default" in help_ else f"{help_} (default: {f.default})", **kw)
-    return p
 
 
 def config_from_args(argv=None) -> Config:
-    parser = build_parser()
-    ns = vars(parser.parse_args(argv))
-    return make_config(**ns)
+    return make_config(**vars(build_parser().parse_args(argv)))
 
 
 def make_config(**explicit) -> Config:
     """Defaults <- preset <- explicit values, then validation."""
     preset = explicit.get("preset")
-    values = {}
-    if preset is not None:
-        values.update(PRESETS[preset])
+    values = dict(PRESETS.get(preset, {}))  # an unknown preset name is refused by validate
+    if "total_iter" in explicit:
+        values.pop("vae_epochs", None)  # the older name, given explicitly, beats the preset too
     values.update(explicit)
+    cfg = validate(Config(**values))
     if preset in ("quick", "grid") and "max_len" not in explicit:  # the dataset's own length when shorter
-        from src.data.datasets import DATASETS
-        if values.get("dataset", "20news") in DATASETS:
-            values["max_len"] = min(values["max_len"], DATASETS[values.get("dataset", "20news")].max_len)
-    cfg = Config(**values)
-    return validate(cfg)
+        cfg.max_len = min(cfg.max_len, DATASETS[cfg.dataset].max_len)
+    return cfg
 
 
 def validate(cfg: Config) -> Config:
     """Range-check every flag; raise UserError with one line naming the problem."""
-    from src.data.datasets import DATASETS
     if cfg.dataset not in DATASETS:
         raise UserError(f"unknown --dataset {cfg.dataset!r}; known: {', '.join(sorted(DATASETS))}")
     info = DATASETS[cfg.dataset]
@@ -259,18 +255,29 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"--softplus_beta must be > 0 (got {cfg.softplus_beta})")
     from src.methods import parse_methods
     cfg.variants = ",".join(parse_methods(cfg.variants))
-    validate_more(cfg)
+    _check_values(cfg)
     return cfg
 
 
-def validate_more(cfg: Config) -> None:
-    """Checks beyond the simple ranges: finite numbers, seed range, a known dataset."""
+def literal_choices(hint) -> tuple:
+    """The values a Literal (or Optional[Literal]) type allows; () for any other type."""
+    if get_origin(hint) is Literal:
+        return get_args(hint)
+    if get_origin(hint) is Union:
+        return next((c for c in map(literal_choices, get_args(hint)) if c), ())
+    return ()
+
+
+def _check_values(cfg: Config) -> None:
+    """Finite numbers, the seed's range, and the Literal choices (for values that come from
+    make_config rather than the command line, which argparse has already checked)."""
+    hints = get_type_hints(Config)
     for f in fields(Config):
         v = getattr(cfg, f.name)
         if isinstance(v, float) and not math.isfinite(v):
             raise UserError(f"--{f.name} must be a finite number (got {v})")
+        choices = literal_choices(hints[f.name])
+        if choices and v not in choices and v is not None:
+            raise UserError(f"--{f.name} must be one of {', '.join(choices)} (got {v!r})")
     if not 0 <= cfg.seed < 2 ** 32:
         raise UserError(f"--seed must be in [0, 2**32) (got {cfg.seed})")
-    from src.data.datasets import DATASETS  # here: src.data imports this module
-    if cfg.dataset not in DATASETS:
-        raise UserError(f"unknown --dataset {cfg.dataset!r}; known: {', '.join(sorted(DATASETS))}")

