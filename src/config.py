@@ -32,7 +32,7 @@ class Config:
     # --- data ---
     dataset: str = _f("20news", "dataset: 20news, trec, r8, r52 (obtainable here); agnews, wos, chemprot, "
                       "semeval, trec-wrench (files you place under --path/<name>/); csv, jsonl (your own "
-                      "file: --train_file). See README, section Datasets")
+                      "file: --train_file). See docs/datasets.md")
     train_file: Optional[str] = _f(None, "--dataset csv/jsonl: your training file; its label column is the "
                                    "given (noisy) label DyGen cleans")
     test_file: Optional[str] = _f(None, "--dataset csv/jsonl: optional test file (labels used only to score)")
@@ -92,11 +92,12 @@ class Config:
     beta: float = _f(1.0, "weight of the Dirichlet KL term")
     lambda_t: float = _f(1.0, "weight of the stage-2 co-regularisation after warm-up")
     warmup_epochs: float = _f(0.2, "fraction of stage-2 epochs without co-regularisation")
-    # --- methods compared on one stage 1 (README, section Experiments) ---
-    variants: str = _f("dygen", "comma-separated methods to run on this stage 1: dygen (always run), npc, "
-                       "dygen-no-dynamics, dygen-no-coreg, dygen-no-prior (stage-2 variants on the cached "
-                       "stage 1); cr (this stage-1 ensemble); base (its own stage 1 with --n_model 1 "
-                       "--alpha_t_hi 0). Results under metrics.json 'variants'")
+    # --- methods compared on one stage 1 (src/methods.py) ---
+    variants: str = _f("dygen", "comma-separated methods to run on this stage 1 besides cr (the stage-1 "
+                       "ensemble) and dygen, which always run: single (its own stage 1: --n_model 1 "
+                       "--alpha_t_hi 0), traj_lr, cleanlab_lr, npc, dygen-no-dynamics, dygen-no-prior, "
+                       "dygen-no-coreg. Every method fits on the training split only. Results under "
+                       "metrics.json 'methods' (docs/results.md)")
     compare_cleanlab: bool = _f(False, "also detect label errors with cleanlab (5-fold logistic regression "
                                 "on frozen pretrained embeddings) and compare with the dynamics score")
     no_plots: bool = _f(False, "do not draw the PNG plots in the run folder")

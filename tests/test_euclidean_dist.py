@@ -54,3 +54,9 @@ def test_threshold_chosen_on_fit_rows_applies_to_the_rest():
     fit = np.array([0, 1, 2, 3])                          # top 2 of the fit rows: 0.9 and 0.5
     assert threshold_flags(s, fit, 2).tolist() == [True, False, True, False, True, False, False]
     assert not threshold_flags(s, fit, 0).any()
+
+
+def test_a_label_without_fitted_samples_ranks_with_the_most_suspect():
+    z = np.array([[[0.0], [2.0], [7.0]], [[0.0], [4.0], [7.0]]])   # row 2's class 1 has no fit row
+    s = dynamics_score(own_label_distances(z, np.array([0, 0, 1]), 2, fit=np.array([0, 1])))
+    assert np.allclose(s, [1.5 + 0.5, 1.5 + 0.5, 2.0])             # centroid 1 then 2: row 2 gets the max

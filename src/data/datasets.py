@@ -163,7 +163,7 @@ def _require(d: Path, name: str, files) -> None:
     missing = [f for f in files if not (d / f).is_file()]
     if missing:
         raise UserError(f"dataset {name} is not obtainable here: put {', '.join(files)} under {d}/ "
-                        f"(missing: {', '.join(missing)}); see README, section Datasets")
+                        f"(missing: {', '.join(missing)}); see docs/datasets.md")
 
 
 def _read_text(path: Path) -> str:
@@ -308,7 +308,7 @@ def _wrench(name):
     return lambda root: load_wrench(root, name)
 
 
-# The README's section Datasets describes each one (source, classes, where files go).
+# docs/datasets.md describes each one (source, classes, where files go).
 DATASETS: Dict[str, DatasetInfo] = {
     # obtainable here: 20 Newsgroups (paper), TREC-6 (paper), Reuters R8/R52 (stand-ins for AG News, WOS)
     "20news": DatasetInfo(load_20news, 150),

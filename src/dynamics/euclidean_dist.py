@@ -47,8 +47,14 @@ def own_label_distances(z: np.ndarray, labels: np.ndarray, num_classes: int,
 
 
 def dynamics_score(own_dist: np.ndarray) -> np.ndarray:
-    """(E, N) -> (N,) mean over epochs + std over epochs (population std)."""
-    return own_dist.mean(0) + own_dist.std(0)
+    """(E, N) -> (N,) mean over epochs + std over epochs (population std). A label whose class
+    has no fitted sample has no centroid (infinite distance): ranked with the most suspect."""
+    with np.errstate(invalid="ignore"):
+        s = own_dist.mean(0) + own_dist.std(0)
+    bad = ~np.isfinite(s)
+    if bad.any():
+        s[bad] = s[~bad].max() if (~bad).any() else 0.0
+    return s
 
 
 def flag_top(scores: np.ndarray, n_flag: int) -> np.ndarray:
