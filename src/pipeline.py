@@ -17,16 +17,18 @@ from typing import Optional
 import numpy as np
 import torch
 
-from src import allocator, distributed, preflight, stage1_cache
+from src import preflight, stage1_cache
 from src.config import Config
 from src.data.prepare import effective_max_len, prepare_data
 from src.dynamics.euclidean_dist import dynamics_score, flag_top, own_label_distances
 from src.dynamics.flag_count import flag_count
 from src.model import evaluate as ev
 from src.model.generate_prior import dirichlet_prior, knn_proba
-from src.model.loading import (configure_threads, load_tokenizer, pick_device,
-                              resolve_model_dir)
-from src.model.train_stage1 import new_perf as train_stage1_perf
+from src.model.loading import load_tokenizer, resolve_model_dir
+from src.runtime import allocator, distributed
+from src.runtime.device import pick_device
+from src.runtime.perf import new_perf as train_stage1_perf
+from src.runtime.threads import configure_threads
 from src.stage1 import run_stage1
 from src.model.train_stage2 import train_stage2
 from src import outputs
