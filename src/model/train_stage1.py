@@ -18,7 +18,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
 
 from src.data.batching import bucketed_batches
 from src.data.tokenize import Tokens
@@ -231,6 +230,7 @@ class Stage1Loop:
 
     @classmethod
     def build(cls, rt: ModelRuntime, data: Stage1Data, s: Stage1Settings, perf: Optional[dict]) -> "Stage1Loop":
+        from transformers import get_linear_schedule_with_warmup  # where used: importing this module stays light
         opt = make_adamw([p for m in rt.models for p in m.parameters()], lr=s.lr, weight_decay=s.weight_decay)
         total = s.epochs * math.ceil(data.n_train / s.batch_size)
         sched = get_linear_schedule_with_warmup(opt, int(0.06 * total), total)
