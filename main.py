@@ -69,6 +69,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from src.allocator import reexec_with_jemalloc
+    from src.runtime.allocator import reexec_with_jemalloc
     reexec_with_jemalloc()  # once, before anything is loaded: jemalloc when the machine has it
     sys.exit(main())

@@ -47,15 +47,27 @@ import torch  # noqa: E402
 _THREADS0 = torch.get_num_threads()
 
 
+def from_src(name: str, *modules: str):
+    """`name` from the first of `modules` that has it, None if none has: bench.py also runs in
+    older checkouts (before/after comparisons), where the runtime helpers lived elsewhere or not at all."""
+    import importlib
+    for mod in modules:
+        try:
+            return getattr(importlib.import_module(mod), name)
+        except (ImportError, AttributeError):
+            continue
+    return None
+
+
 def matmul_peak(device: torch.device, n: int = 0, reps: int = 10) -> float:
     """Best FLOP/s of an n x n matrix product (fp32 on CPU, bf16 on CUDA), with the thread
     count stage 1 trains with (pipeline.run leaves one thread set after stage 1). n: 2048 on
     CPU, 8192 on CUDA (a 2048^3 product lasts ~20 us there, too short to time a GPU's peak)."""
     n = n or (8192 if device.type == "cuda" else 2048)
-    try:
-        from src.model.loading import configure_threads
+    configure_threads = from_src("configure_threads", "src.runtime.threads", "src.model.loading")
+    if configure_threads is not None:
         configure_threads()
-    except ImportError:  # an older checkout (before/after comparisons): torch's default
+    else:  # an older checkout: torch's default
         torch.set_num_threads(_THREADS0)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     a = torch.randn(n, n, device=device, dtype=dtype)
@@ -97,11 +109,8 @@ def pass_figures(perf: dict, part: str, a: float, b: float, n_model: int, peak: 
 
 
 def malloc_in_use() -> str:
-    try:
-        from src.allocator import active
-    except ImportError:  # an older checkout (before/after comparisons): it had no jemalloc
-        return "system"
-    return active()
+    active = from_src("active", "src.runtime.allocator", "src.allocator")
+    return active() if active is not None else "system"  # an older checkout had no jemalloc
 
 
 def load_avg() -> str:
@@ -124,7 +133,7 @@ def run_workload(name: str, args_list: list, peak: float, device: torch.device) 
     metrics = pipeline.run(cfg)
     perf = metrics.get("stage1_perf", {})
     t = metrics["timings_s"]
-    post = sum(t.get(k, 0) for k in ("dynamics", "prior", "stage2", "evaluate", "outputs"))
+    post = sum(t.get(k, 0) for k in ("dynamics", "prior", "stage2", "methods", "evaluate", "outputs"))
     out = {"workload": name, "load_before": load0, "load_after": load_avg(),
            "train": pass_figures(perf, "train", a, b, cfg.n_model, peak),
            "embed": pass_figures(perf, "embed", a, b, cfg.n_model, peak),
@@ -160,12 +169,10 @@ def trec_padding(batch: int, eval_batch: int, chunk_batches: int = 50, seed: int
 
 def post_stage1_scaling(n_trval: int, n_test: int, E: int = 4, D: int = 384, C: int = 20, M: int = 2,
                         T: int = 10, seed: int = 0) -> dict:
-    """The post-stage-1 steps (as in pipeline.run) on synthetic trajectories of a given size."""
-    from src.dynamics.euclidean_dist import dynamics_score, flag_top, own_label_distances
-    from src.model import evaluate as ev
-    from src.model.generate_prior import dirichlet_prior, knn_proba
-    from src.model.train_stage2 import train_stage2
-    from src.pipeline import trajectory_features
+    """The post-stage-1 steps of DyGen (src.variants, as pipeline.run calls them) on synthetic
+    trajectories of a given size: dynamics, then prior + stage 2 + posterior."""
+    from src.config import make_config
+    from src.variants import VARIANTS, Stage2Inputs, dynamics, run_variant
     rng = np.random.default_rng(seed)
     torch.set_num_threads(1)  # as pipeline.run does after stage 1
     n_all = n_trval + n_test
@@ -173,28 +180,16 @@ def post_stage1_scaling(n_trval: int, n_test: int, E: int = 4, D: int = 384, C: 
     noisy = rng.integers(0, C, n_trval)
     lab_all = np.concatenate([noisy, rng.integers(0, C, n_test)])
     z = (centres[lab_all][None, None] + rng.normal(size=(M, E, n_all, D))).astype(np.float16)
-    p_test = rng.dirichlet(np.ones(C), size=(M, n_test)).astype(np.float32)
-    trval, test = slice(0, n_trval), np.arange(n_trval, n_all)
+    probs = rng.dirichlet(np.ones(C), size=(M, E, n_all)).astype(np.float32)
+    cfg = make_config(vae_epochs=T, epochs=E, seed=seed)
+    st = Stage2Inputs(cfg, z, probs, E - 1, noisy, np.arange(int(0.8 * n_trval)), np.arange(n_trval, n_all), C)
     t = {}
     t0 = time.perf_counter()
-    scores = np.stack([dynamics_score(own_label_distances(z[m][:, trval], noisy, C)) for m in range(M)])
-    flags = np.stack([flag_top(s, int(0.2 * n_trval)) for s in scores])
+    dyn = dynamics(st)
     t["dynamics"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    alpha_p = np.stack([dirichlet_prior(knn_proba(np.asarray(z[m, 0, trval], np.float32), noisy, ~flags[m], C, 10),
-                                        "onehot", 5.0, 3) for m in range(M)])
-    t["prior"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    w_all = [trajectory_features(z[m]) for m in range(M)]
-    vaes = train_stage2([w[trval] for w in w_all], noisy, alpha_p, C, epochs=T, lr=1e-3, batch_size=128,
-                        softplus_beta=1.0, beta=1.0, lambda_t=1.0, warmup_fraction=0.2, seed=seed)
-    t["stage2"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    q_test = np.stack([ev.q_all_candidates(v, w_all[m][test], C) for m, v in enumerate(vaes)])
-    ev.posterior(p_test, q_test)
-    q_trval = np.stack([ev.q_all_candidates(v, w_all[m][trval], C) for m, v in enumerate(vaes)])
-    ev.corrected_distribution(q_trval, noisy)
-    t["evaluate"] = time.perf_counter() - t0
+    run_variant(st, VARIANTS["dygen"], dyn)
+    t["prior_stage2_evaluate"] = time.perf_counter() - t0
     t = {k: round(v, 3) for k, v in t.items()}
     t["total"] = round(sum(t.values()), 3)
     return {"n_trval": n_trval, "n_test": n_test, "E": E, "D": D, "C": C, "M": M, "T": T, "timings_s": t}
@@ -210,7 +205,8 @@ class IsolatedStep:
     def __init__(self, mode: str, bert: str, batch: int, length: int, n_model: int, device: torch.device):
         from src.model import fast_dropout
         from src.model.loading import load_classifier, resolve_model_dir
-        from src.model.train_stage1 import ModelThreads, make_adamw
+        from src.model.train_stage1 import make_adamw
+        from src.runtime.threads import ModelThreads
         self.mode, self.n_model = mode, n_model
         self.models = [load_classifier(resolve_model_dir(bert), 20, seed=m).to(device) for m in range(n_model)]
         self.threads = ModelThreads(n_model, torch.get_num_threads()) if mode == "threads" else None
@@ -236,7 +232,7 @@ class IsolatedStep:
     def run(self) -> tuple:
         """stage 1's own forward and backward (`forward_models`, `backward_models`), CE loss only."""
         import torch.nn.functional as F
-        from src.model.train_stage1 import backward_models, forward_models
+        from src.runtime.models import backward_models, forward_models
         t0 = time.perf_counter()
         logits, model_logits = forward_models(self.models, self.ids, None, self.ids.device, self.threads)
         loss = sum(F.cross_entropy(l, self.y) for l in logits) / self.n_model
@@ -275,7 +271,7 @@ def isolated_steps(modes, bert: str, batch: int, length: int, n_model: int, devi
     return rows
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--bert", default="embedded")
@@ -304,31 +300,28 @@ def main(argv=None) -> int:
                    help="only time isolated training steps (batch --batch x --max_len, --n_model models) "
                         "with torch's dropout masks, bulk masks, bulk masks with the models in threads, and "
                         "no dropout, against the matmul peak")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    return p
 
-    from src.model.loading import pick_device
-    device = pick_device(args.device)
-    peaks = [matmul_peak(device)]  # measured again after every workload: the machine's speed drifts
-    if args.step_only:
-        rows = isolated_steps(("torch", "bulk", "threads", "off"), args.bert, args.batch, args.max_len,
-                              args.n_model, device, peaks=peaks)
-        peak, median_peak = max(peaks), float(np.median(peaks))
-        print("matrix-multiply peaks (GFLOP/s), at the start and after every round: "
-              + ", ".join(f"{x / 1e9:.0f}" for x in peaks) + f"; MFU against the highest, {peak / 1e9:.0f} "
-              f"(in brackets: against their median, {median_peak / 1e9:.0f})")
-        print("median step of 10 rounds (the modes interleaved, one step of each per round):")
-        for r in rows:
-            print(f"dropout {r['mode']:7s}  forward {r['forward']:.3f} s  backward {r['backward']:.3f} s  "
-                  f"optimizer {r['optimizer']:.3f} s  step {r['step']:.3f} s (best {r['best_step']:.3f})  "
-                  f"{r['gflops']} GFLOP/s  MFU {r['gflops'] * 1e9 / peak:.1%} "
-                  f"({r['gflops'] * 1e9 / median_peak:.1%})")
-        return 0
-    print(f"device {device}; torch threads {torch.get_num_threads()}; malloc {malloc_in_use()}; "
-          f"load average {load_avg()}")
-    print(f"matrix-multiply peak ({'8192^2 bf16' if device.type == 'cuda' else '2048^2 fp32'} torch.mm, best of 12): "
-          f"{peaks[0] / 1e9:.1f} GFLOP/s")
-    report = {"device": str(device), "threads": torch.get_num_threads(), "workloads": [], "scaling": []}
+
+def step_only(args, device: torch.device, peaks: list) -> None:
+    """Prints the isolated training steps of every dropout mode against the matmul peak."""
+    rows = isolated_steps(("torch", "bulk", "threads", "off"), args.bert, args.batch, args.max_len,
+                          args.n_model, device, peaks=peaks)
+    peak, median_peak = max(peaks), float(np.median(peaks))
+    print("matrix-multiply peaks (GFLOP/s), at the start and after every round: "
+          + ", ".join(f"{x / 1e9:.0f}" for x in peaks) + f"; MFU against the highest, {peak / 1e9:.0f} "
+          f"(in brackets: against their median, {median_peak / 1e9:.0f})")
+    print("median step of 10 rounds (the modes interleaved, one step of each per round):")
+    for r in rows:
+        print(f"dropout {r['mode']:7s}  forward {r['forward']:.3f} s  backward {r['backward']:.3f} s  "
+              f"optimizer {r['optimizer']:.3f} s  step {r['step']:.3f} s (best {r['best_step']:.3f})  "
+              f"{r['gflops']} GFLOP/s  MFU {r['gflops'] * 1e9 / peak:.1%} "
+              f"({r['gflops'] * 1e9 / median_peak:.1%})")
+
+
+def run_workloads(args, device: torch.device, peaks: list) -> list:
+    """Every workload of --workloads through pipeline.run (fresh caches in a temporary folder);
+    the matmul peak measured again after each."""
     tmp = Path(tempfile.mkdtemp(prefix="dygen-bench-"))
     common = ["--bert", args.bert, "--device", args.device, "--epochs", str(args.epochs),
               "--n_model", str(args.n_model), "--train_batch_size", str(args.batch), "--vae_epochs", "10",
@@ -348,45 +341,46 @@ def main(argv=None) -> int:
         if name == "trec" and not args.trec_docs:
             continue
         out = tmp / name
-        r = run_workload(name, wl[name] + common + ["--output_dir", str(out / "cache"), "--path", str(out / "ds")],
-                         peaks[0], device)
-        results.append(r)
+        results.append(run_workload(name, wl[name] + common + ["--output_dir", str(out / "cache"),
+                                                               "--path", str(out / "ds")], peaks[0], device))
         peaks.append(matmul_peak(device))
-    peak = max(peaks)
-    median_peak = float(np.median(peaks))
-    print("matrix-multiply peak at the start and after each workload: "
-          + ", ".join(f"{x / 1e9:.1f}" for x in peaks) + f" GFLOP/s; MFU below is against the highest, "
-          f"{peak / 1e9:.1f} (in brackets: against their median, {median_peak / 1e9:.1f}; the peak of a "
-          f"shared machine drifts, so the highest is the conservative reading)")
-    report["peak_gflops"] = [x / 1e9 for x in peaks]
-    for r in results:  # re-express MFU against the highest peak measurement
-        for part in ("train", "embed"):
-            f = r[part]
-            if f["gflops"] is not None:
-                f["mfu"] = round(f["gflops"] * 1e9 / peak, 3)
-                f["mfu_median_peak"] = round(f["gflops"] * 1e9 / median_peak, 3)
-        t = r["timings_s"]
-        print(f"\n== {r['workload']} (load average before {r['load_before']}, after {r['load_after']})")
-        for part, label in (("train", "stage-1 training"), ("embed", "embedding passes")):
-            f = r[part]
-            print(f"{label:18s} {f['seconds']:7.1f} s  {f['seq_per_s']} seq/s  {f['tokens_per_s']} tok/s  "
-                  f"{f['gflops']} GFLOP/s  MFU {f['mfu']:.1%} ({f['mfu_median_peak']:.1%})  "
-                  f"padding waste {f['padding_waste']:.1%}")
-        print("steps (s)          " + "  ".join(f"{k} {v:.2f}" for k, v in t.items()))
-        print(f"post-stage-1       {r['post_stage1_s']:.2f} s = {r['post_stage1_share']:.1%} of stage 1")
-        print(f"peak memory        RSS {r['peak_rss_gib']} GiB"
-              + (f", CUDA {r['cuda_peak_gib']} GiB" if "cuda_peak_gib" in r else ""))
-    if args.extrapolate and results:
-        n_tr, n_emb, ep = (int(x) for x in args.extrapolate.split(","))
-        r = results[0]
-        t_train = args.n_model * n_tr / r["train"]["seq_per_s"]
-        t_embed = args.n_model * n_emb / r["embed"]["seq_per_s"]
-        total = ep * (t_train + t_embed)
-        report["extrapolated_stage1_s"] = total
-        print(f"\nextrapolated stage 1 ({r['workload']} throughput; {n_tr} training samples, {n_emb} embedded "
-              f"per epoch, {ep} epochs, M={args.n_model}): {ep} x ({t_train:.0f} s training + {t_embed:.0f} s "
-              f"embedding) = {total:.0f} s = {total / 60:.1f} min")
-    report["workloads"] = results
+    return results
+
+
+def print_workload(r: dict, peak: float, median_peak: float) -> None:
+    """One workload's figures, MFU re-expressed against the highest and the median peak."""
+    for part in ("train", "embed"):
+        f = r[part]
+        if f["gflops"] is not None:
+            f["mfu"] = round(f["gflops"] * 1e9 / peak, 3)
+            f["mfu_median_peak"] = round(f["gflops"] * 1e9 / median_peak, 3)
+    t = r["timings_s"]
+    print(f"\n== {r['workload']} (load average before {r['load_before']}, after {r['load_after']})")
+    for part, label in (("train", "stage-1 training"), ("embed", "embedding passes")):
+        f = r[part]
+        print(f"{label:18s} {f['seconds']:7.1f} s  {f['seq_per_s']} seq/s  {f['tokens_per_s']} tok/s  "
+              f"{f['gflops']} GFLOP/s  MFU {f['mfu']:.1%} ({f['mfu_median_peak']:.1%})  "
+              f"padding waste {f['padding_waste']:.1%}")
+    print("steps (s)          " + "  ".join(f"{k} {v:.2f}" for k, v in t.items()))
+    print(f"post-stage-1       {r['post_stage1_s']:.2f} s = {r['post_stage1_share']:.1%} of stage 1")
+    print(f"peak memory        RSS {r['peak_rss_gib']} GiB"
+          + (f", CUDA {r['cuda_peak_gib']} GiB" if "cuda_peak_gib" in r else ""))
+
+
+def extrapolate(spec: str, r: dict, n_model: int) -> float:
+    """Stage-1 seconds of a run with spec = "TRAIN,EMBED,EPOCHS", from workload r's throughput."""
+    n_tr, n_emb, ep = (int(x) for x in spec.split(","))
+    t_train = n_model * n_tr / r["train"]["seq_per_s"]
+    t_embed = n_model * n_emb / r["embed"]["seq_per_s"]
+    total = ep * (t_train + t_embed)
+    print(f"\nextrapolated stage 1 ({r['workload']} throughput; {n_tr} training samples, {n_emb} embedded "
+          f"per epoch, {ep} epochs, M={n_model}): {ep} x ({t_train:.0f} s training + {t_embed:.0f} s "
+          f"embedding) = {total:.0f} s = {total / 60:.1f} min")
+    return total
+
+
+def print_extras(args, report: dict) -> None:
+    """TREC padding waste and the post-stage-1 scaling check, also put into `report`."""
     try:
         pad = trec_padding(args.batch, args.eval_batch or 128)
         report["trec_padding"] = pad
@@ -402,15 +396,41 @@ def main(argv=None) -> int:
             s = post_stage1_scaling(n, n // 2)
             report["scaling"].append(s)
             print(f"N_trval {n:7d} (+{n // 2} test): " + "  ".join(f"{k} {v:.2f}" for k, v in s["timings_s"].items()))
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    device = from_src("pick_device", "src.runtime.device", "src.model.loading")(args.device)
+    peaks = [matmul_peak(device)]  # measured again after every workload: the machine's speed drifts
+    if args.step_only:
+        step_only(args, device, peaks)
+        return 0
+    print(f"device {device}; torch threads {torch.get_num_threads()}; malloc {malloc_in_use()}; "
+          f"load average {load_avg()}")
+    print(f"matrix-multiply peak ({'8192^2 bf16' if device.type == 'cuda' else '2048^2 fp32'} torch.mm, best of 12): "
+          f"{peaks[0] / 1e9:.1f} GFLOP/s")
+    report = {"device": str(device), "threads": torch.get_num_threads(), "workloads": [], "scaling": []}
+    results = run_workloads(args, device, peaks)
+    peak, median_peak = max(peaks), float(np.median(peaks))
+    print("matrix-multiply peak at the start and after each workload: "
+          + ", ".join(f"{x / 1e9:.1f}" for x in peaks) + f" GFLOP/s; MFU below is against the highest, "
+          f"{peak / 1e9:.1f} (in brackets: against their median, {median_peak / 1e9:.1f}; the peak of a "
+          f"shared machine drifts, so the highest is the conservative reading)")
+    report["peak_gflops"] = [x / 1e9 for x in peaks]
+    for r in results:
+        print_workload(r, peak, median_peak)
+    if args.extrapolate and results:
+        report["extrapolated_stage1_s"] = extrapolate(args.extrapolate, results[0], args.n_model)
+    report["workloads"] = results
+    print_extras(args, report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        from src.allocator import reexec_with_jemalloc
-        reexec_with_jemalloc()  # as main.py does (DYGEN_ALLOCATOR=system: the system's malloc)
-    except ImportError:  # an older checkout (before/after comparisons)
-        pass
+    reexec = from_src("reexec_with_jemalloc", "src.runtime.allocator", "src.allocator")
+    if reexec is not None:  # as main.py does (DYGEN_ALLOCATOR=system: the system's malloc)
+        reexec()
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""Benchmark (not a test): one embedding batch under glibc's malloc and under jemalloc (src/allocator.py).
+"""Benchmark (not a test): one embedding batch under glibc's malloc and under jemalloc (src/runtime/allocator.py).
 
     python scripts/bench_malloc.py               # 6 alternating pairs of processes, ~2 min on 2 cores
     python scripts/bench_malloc.py --pairs 10 --length 150
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 def probe(bert: str, batch: int, length: int, reps: int) -> dict:
     """Runs in the child process: best seconds and minor page faults per embedding batch."""
-    from src.allocator import active, reexec_with_jemalloc
+    from src.runtime.allocator import active, reexec_with_jemalloc
     reexec_with_jemalloc()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     if args.probe:
         print(json.dumps(probe(args.bert, args.batch, args.length, args.reps)))
         return 0
-    from src.allocator import find_jemalloc
+    from src.runtime.allocator import find_jemalloc
     if find_jemalloc() is None:
         print("bench_malloc: no libjemalloc on this machine (apt-get install libjemalloc2)", file=sys.stderr)
         return 2

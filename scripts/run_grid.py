@@ -97,6 +97,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from src.allocator import reexec_with_jemalloc
+    from src.runtime.allocator import reexec_with_jemalloc
     reexec_with_jemalloc()  # as main.py does: the grid runs pipeline.run in this process
     sys.exit(main())

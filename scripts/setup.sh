@@ -19,10 +19,10 @@ then
   "$PY" -m pip install -q -r requirements.txt
   grep -v '^\s*#' requirements-data.txt | sed 's/#.*//' | xargs "$PY" -m pip install -q --no-deps
 fi
-# Optional, never fails the set-up: jemalloc (src/allocator.py: main.py then runs with it, the
+# Optional, never fails the set-up: jemalloc (src/runtime/allocator.py: main.py then runs with it, the
 # embedding passes ~10% faster). Only as root with apt-get; DYGEN_NO_APT=1 skips it.
 if [ -z "${DYGEN_NO_APT:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-   && ! "$PY" -c "import sys; sys.path.insert(0, '.'); from src.allocator import find_jemalloc; sys.exit(not find_jemalloc())"; then
+   && ! "$PY" -c "import sys; sys.path.insert(0, '.'); from src.runtime.allocator import find_jemalloc; sys.exit(not find_jemalloc())"; then
   export DEBIAN_FRONTEND=noninteractive
   if timeout 120 apt-get install -y -q libjemalloc2 >/dev/null 2>&1 \
      || { timeout 120 apt-get update -q >/dev/null 2>&1 && timeout 120 apt-get install -y -q libjemalloc2 >/dev/null 2>&1; }; then

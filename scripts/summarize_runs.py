@@ -31,25 +31,25 @@ def fmt(values, digits: int = 4) -> str:
 def summarize(output_dir: Path) -> str:
     groups = defaultdict(dict)
     for cfg, m in load_runs(output_dir):
-        if "dygen" not in m:
+        if "test" not in m.get("methods", {}).get("dygen", {}):
             continue
         key = (cfg["dataset"], cfg["noise_type"], cfg["noise_ratio"])
         groups[key][cfg["seed"]] = m  # a later run of the same seed replaces an earlier one
-    lines = ["| dataset | noise | seeds | base acc | DyGen acc | DyGen - base per seed | score AUROC "
+    lines = ["| dataset | noise | seeds | cr acc | DyGen acc | DyGen - cr per seed | score AUROC (train) "
              "| given label acc | DyGen label acc | wall time (s) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for (ds, nt, r), by_seed in sorted(groups.items()):
         seeds = sorted(by_seed)
         ms = [by_seed[s] for s in seeds]
-        base = [m["base"]["accuracy"] for m in ms]
-        dyg = [m["dygen"]["accuracy"] for m in ms]
+        base = [m["methods"]["cr"]["test"]["accuracy"] for m in ms]
+        dyg = [m["methods"]["dygen"]["test"]["accuracy"] for m in ms]
         gain = ", ".join(f"{d - b:+.3f}" for d, b in zip(dyg, base))
-        auroc = [m["noise_detection"]["auroc"] for m in ms if "noise_detection" in m]
-        lc = [m["label_correction"] for m in ms if "label_correction" in m]
+        auroc = [m["noise_detection"]["train_rows"]["auroc"] for m in ms if "noise_detection" in m]
+        lc = [m["methods"]["dygen"]["label_correction"] for m in ms if "label_correction" in m["methods"]["dygen"]]
         lines.append(f"| {ds} | {nt} {r:.0%} | {','.join(map(str, seeds))} | {fmt(base)} | {fmt(dyg)} | {gain} "
                      f"| {fmt(auroc) if auroc else 'n/a'} "
                      f"| {fmt([x['given_label_acc'] for x in lc]) if lc else 'n/a'} "
-                     f"| {fmt([x['dygen_label_acc'] for x in lc]) if lc else 'n/a'} "
+                     f"| {fmt([x['label_acc'] for x in lc]) if lc else 'n/a'} "
                      f"| {fmt([m['timings_s']['total'] for m in ms], 1)} |")
     return "\n".join(lines)
 

@@ -20,14 +20,17 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from src import allocator, distributed, outputs, preflight, stage1_cache
+from src import outputs, preflight, stage1_cache
 from src.config import Config
 from src.data.prepare import MethodData, Oracle, effective_max_len, prepare_data
 from src.errors import UserError
 from src.evaluation import Evaluation, evaluate
 from src.methods import MethodInputs, MethodOutput, fit_rows, parse_methods, run_methods
-from src.model.loading import configure_threads, load_tokenizer, pick_device, resolve_model_dir
-from src.model.train_stage1 import new_perf as train_stage1_perf
+from src.model.loading import load_tokenizer, resolve_model_dir
+from src.runtime import allocator, distributed
+from src.runtime.device import pick_device
+from src.runtime.perf import new_perf as train_stage1_perf
+from src.runtime.threads import configure_threads
 from src.stage1 import run_stage1
 from src.variants import DynamicsResult, Stage2Inputs
 

@@ -1,4 +1,4 @@
-"""src/allocator.py: when a process re-executes itself with jemalloc, and that it computes the same."""
+"""src/runtime/allocator.py: when a process re-executes itself with jemalloc, and that it computes the same."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from src import allocator
-from src.allocator import CONF, ENV, MARK, preload_env
+from src.runtime import allocator
+from src.runtime.allocator import CONF, ENV, MARK, preload_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,7 @@ def test_preload_env_cases():
 PROBE = r"""
 import hashlib, json, os, sys
 sys.path.insert(0, sys.argv[1])
-from src.allocator import active, reexec_with_jemalloc
+from src.runtime.allocator import active, reexec_with_jemalloc
 reexec_with_jemalloc()
 import torch
 from src.model.loading import load_classifier

@@ -108,7 +108,7 @@ def _real_run(tmp_path, monkeypatch, name, change_oracle=False, leak=None):
 
 
 def _assert_same_predictions(a, b):
-    (m1, p1, r1), (m2, p2, r2) = a, b
+    (_, p1, r1), (_, p2, r2) = a, b
     assert set(p1) == set(p2) and len(p1) >= 7
     for k in p1:
         assert np.array_equal(p1[k], p2[k]), f"{k} changed with the oracle labels"

@@ -163,25 +163,25 @@ def test_resource_estimate_known_answer():
 def test_nan_stops_the_run(where, earlier, tiny_bert_dir, tmp_path, capsys, monkeypatch):
     """A NaN injected into a model's weights (stage 1) or into the trajectories (stage 2)
     stops the run with exit code 3 and a line naming the step; no results are written."""
-    from src import pipeline
+    from src import stage1, variants
     if where == "stage1":
-        real = pipeline.load_classifier
+        real = stage1.load_classifier
 
         def poisoned(*a, **k):
             m = real(*a, **k)
             with torch.no_grad():
                 m.classifier.bias[0] = float("nan")
             return m
-        monkeypatch.setattr(pipeline, "load_classifier", poisoned)
+        monkeypatch.setattr(stage1, "load_classifier", poisoned)
         expected = "stage 1: loss is nan at epoch 1, step 0"
     else:
-        real = pipeline.trajectory_features
+        real = variants.trajectory_features
 
         def poisoned(z_m):
             w = real(z_m)
             w[3, 0] = np.nan
             return w
-        monkeypatch.setattr(pipeline, "trajectory_features", poisoned)
+        monkeypatch.setattr(variants, "trajectory_features", poisoned)
         expected = "stage 2: loss is nan at epoch 1"
     out = tmp_path
     rc, stdout, err = run_main(tiny_args(tiny_bert_dir, out, *QUICK), capsys)

@@ -1,5 +1,6 @@
-"""Stage 1 with the models in threads (`ModelThreads`): the same computation as running them
-one after the other, deterministic, and exactly resumable."""
+"""Stage 1: its learning-rate schedule and co-regularisation warm-up (known answers); with the
+models in threads (`ModelThreads`) the same computation as running them one after the other,
+deterministic, and exactly resumable."""
 from __future__ import annotations
 
 import io
@@ -10,6 +11,7 @@ import torch
 
 from src.data.tokenize import Tokens
 from src.model import fast_dropout, train_stage1 as ts
+from src.runtime import threads as rth
 
 C, N_TRAIN, N_VAL, N_ALL = 4, 24, 8, 40
 
@@ -37,11 +39,60 @@ def _train(models, parallel, epochs=2, resume=None, on_epoch_end=None):
     if resume is not None:
         z[:, :resume["epoch"]] = resume["z"]
     torch.manual_seed(0)
-    r = ts.train_stage1(models, tokens, noisy, N_TRAIN, N_VAL, 0, torch.device("cpu"), epochs=epochs,
-                        lr=1e-3, weight_decay=0.0, batch_size=8, eval_batch_size=16, alpha_t_hi=5.0,
-                        clip=1.0, seed=3, z_out=z, keep_best=False, resume=resume,
-                        on_epoch_end=on_epoch_end, parallel_models=parallel)
+    settings = ts.Stage1Settings(epochs=epochs, lr=1e-3, weight_decay=0.0, batch_size=8, eval_batch_size=16,
+                                 alpha_t_hi=5.0, clip=1.0, seed=3, parallel_models=parallel, keep_best=False)
+    r = ts.train_stage1(models, ts.Stage1Data(tokens, noisy, N_TRAIN, N_VAL, 0), settings, torch.device("cpu"),
+                        z_out=z, resume=resume, on_epoch_end=on_epoch_end)
     return z, r.probs
+
+
+def _lrs(warmup: int, total: int, lr: float = 1.0) -> list:
+    """The learning rate of optimizer steps 0 .. total under stage 1's schedule."""
+    from transformers import get_linear_schedule_with_warmup
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    sched = get_linear_schedule_with_warmup(opt, warmup, total)
+    out = []
+    for _ in range(total + 1):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_lr_schedule_known_values():
+    # warm-up 2 of 6 steps: 0, 1/2, then down by 1/4 per step to 0
+    assert _lrs(2, 6) == [0.0, 0.5, 1.0, 0.75, 0.5, 0.25, 0.0]
+    # no warm-up: from the full rate straight down, (total - step) / total
+    assert _lrs(0, 4, lr=1e-3) == [1e-3 * (4 - s) / 4 for s in range(5)]
+
+
+def test_lr_schedule_matches_the_former_hand_written_one_at_every_step():
+    """What stage 1 computed before it used transformers' schedule, step by step, bit for bit."""
+    def former(step, warmup, total):
+        if step < warmup:
+            return step / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+    for total in (1, 7, 40, 333):
+        warmup = int(0.06 * total)
+        assert _lrs(warmup, total, lr=2e-5) == [2e-5 * former(s, warmup, total) for s in range(total + 1)]
+
+
+def test_coreg_alpha_is_off_for_the_first_tenth_of_the_steps():
+    # 20 steps: steps 0 and 1 (10%) without the agreement term, from step 2 on with it
+    assert [ts.coreg_alpha(s, 20, 5.0) for s in range(4)] == [0.0, 0.0, 5.0, 5.0]
+    # 25 steps: 10% is 2.5 steps, so steps 0, 1, 2 without, step 3 the first with
+    assert [ts.coreg_alpha(s, 25, 3.0) for s in (2, 3, 24)] == [0.0, 3.0, 3.0]
+    assert ts.coreg_alpha(0, 5, 3.0) == 0.0 and ts.coreg_alpha(1, 5, 3.0) == 3.0
+
+
+def test_the_loop_steps_the_schedule_once_per_optimizer_step(tiny_bert_dir):
+    """24 samples in batches of 8 for 2 epochs: 6 steps, warm-up int(0.06 * 6) = 0, so after the
+    first epoch (3 steps) the rate is 1e-3 * (6 - 3) / 6."""
+    states = []
+    _train(_models(tiny_bert_dir), "off", on_epoch_end=states.append)
+    assert [s["step"] for s in states] == [3, 6]
+    assert states[0]["scheduler"]["_last_lr"] == [1e-3 * 3 / 6]
+    assert states[1]["scheduler"]["_last_lr"] == [0.0]
 
 
 @pytest.fixture()
@@ -54,12 +105,12 @@ def two_threads():
 
 def test_use_model_threads_conditions(two_threads):
     cpu = torch.device("cpu")
-    assert ts.use_model_threads("auto", cpu, 1, 2, "bulk")
-    assert not ts.use_model_threads("off", cpu, 1, 2, "bulk")
-    assert not ts.use_model_threads("auto", cpu, 2, 2, "bulk")        # DDP
-    assert not ts.use_model_threads("auto", cpu, 1, 1, "bulk")        # one model
-    assert not ts.use_model_threads("auto", cpu, 1, 2, "torch")       # global-generator masks
-    assert not ts.use_model_threads("auto", cpu, 1, 3, "bulk")        # fewer threads than models
+    assert rth.use_model_threads("auto", cpu, 1, 2, "bulk")
+    assert not rth.use_model_threads("off", cpu, 1, 2, "bulk")
+    assert not rth.use_model_threads("auto", cpu, 2, 2, "bulk")        # DDP
+    assert not rth.use_model_threads("auto", cpu, 1, 1, "bulk")        # one model
+    assert not rth.use_model_threads("auto", cpu, 1, 2, "torch")       # global-generator masks
+    assert not rth.use_model_threads("auto", cpu, 1, 3, "bulk")        # fewer threads than models
 
 
 def test_threads_change_nothing_but_timing(tiny_bert_dir, two_threads, monkeypatch):
@@ -74,7 +125,7 @@ def test_threads_change_nothing_but_timing(tiny_bert_dir, two_threads, monkeypat
             return [fn(i) for i in range(self.n)]
         finally:
             torch.set_num_threads(n)
-    monkeypatch.setattr(ts.ModelThreads, "map", one_after_the_other)
+    monkeypatch.setattr(rth.ModelThreads, "map", one_after_the_other)
     z_seq, p_seq = _train(_models(tiny_bert_dir), "auto")
     np.testing.assert_allclose(z_par, z_seq, rtol=0, atol=1e-6)
     np.testing.assert_allclose(p_par, p_seq, rtol=0, atol=1e-6)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import datetime
 import os
+from typing import List
 
+import numpy as np
 import torch
 
 
@@ -67,3 +69,24 @@ def finish() -> None:
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def wrap_ddp(models: list, device: torch.device) -> list:
+    """Each model in DistributedDataParallel (gradients averaged over the ranks in the backward)."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    ids = [device.index] if device.type == "cuda" else None
+    return [DDP(m, device_ids=ids, broadcast_buffers=False) for m in models]
+
+
+def gather_rows(x: torch.Tensor) -> List[np.ndarray]:
+    """all_gather of every rank's (n_r, K) rows (n_r differ by at most one): each padded to the
+    largest n_r, gathered, returned per rank (padding rows included, callers cut them)."""
+    import torch.distributed as dist
+    n = torch.tensor([x.shape[0]], device=x.device)
+    width = n.clone()
+    dist.all_reduce(width, op=dist.ReduceOp.MAX)
+    padded = torch.zeros((int(width), x.shape[1]), dtype=x.dtype, device=x.device)
+    padded[:x.shape[0]] = x
+    out = [torch.empty_like(padded) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, padded.contiguous())
+    return [o.cpu().numpy() for o in out]
