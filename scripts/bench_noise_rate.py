@@ -7,7 +7,8 @@ For each dataset x noise type (SN, IDN) x rate (0 .. 0.4) it runs the real stage
 configuration under --output_dir, so a rerun is cheap), takes the stage-1 ensemble's
 probabilities on the validation split at the selected epoch (the models never trained on
 it), estimates the noise rate from them and the validation split's noisy labels
-(src/dynamics/noise_rate.py) and compares with the rate realised on that split. Each
+(src/dynamics/noise_rate.py) and compares with the rate realised on that split (beside it,
+cleanlab's confident-joint estimate on the same probabilities). Each
 finished row is appended to <output_dir>/bench_noise_rate.csv and rows already there are
 skipped, so an interrupted run resumes. The table and the worst absolute error are
 printed at the end. Target: |error| <= 0.05 everywhere, estimate never above 0.5.
