@@ -53,9 +53,12 @@ class Config:
                                    "IDN (instance-dependent); or REAL: the dataset's own labels as given; "
                                    "case-insensitive (default: REAL for real-noise datasets and csv/jsonl, else SN)")
     noise_ratio: float = _f(0.2, "synthetic noise rate r in [0, 1); also the fraction of samples flagged noisy")
-    flag_ratio: Optional[float] = _f(None, "fraction of train+validation samples flagged noisy, in [0, 1) "
-                                     "(default: --noise_ratio for synthetic noise; for REAL noise an estimate "
-                                     "from a two-component Gaussian mixture on the dynamics scores)")
+    flag_ratio: Optional[float] = _f(None, "fraction of the training samples flagged noisy, in [0, 1) "
+                                     "(default: --noise_ratio for synthetic noise; for REAL noise the rate "
+                                     "estimated on the noisy validation split, see --estimate_noise_rate)")
+    estimate_noise_rate: bool = _f(False, "flag the noise rate estimated on the noisy validation split (the "
+                                   "stage-1 ensemble's held-out predictions) even for synthetic noise, as if "
+                                   "the rate were unknown; always on for REAL noise")
     seed: int = _f(1, "seed of splits, noise, initialisation, shuffling and sampling")
     # --- stage 1 ---
     n_model: int = _f(2, "number M of co-regularised models")
@@ -106,9 +109,10 @@ class Config:
     output_dir: str = _f("cache", "where results logs, .npy and run folders go")
     model_dir: str = _f("model_save", "where --save_model writes weights")
     save_model: bool = _f(False, "save the selected stage-1 and the stage-2 weights under --model_dir")
-    preset: Optional[Literal["quick", "grid", "paper"]] = _f(
+    preset: Optional[Literal["quick", "grid", "paper", "trec"]] = _f(
         None, "quick: a stratified subset that runs in minutes on 2 CPU cores; grid: a smaller one, one "
-        "cell of scripts/run_grid.py; paper: the authors' setting. Explicit flags win.")
+        "cell of scripts/run_grid.py; paper: the authors' setting; trec: full TREC with the stage-1 "
+        "settings chosen on noisy validation (docs/sweeps/trec.csv). Explicit flags win.")
 
     # ------------------------------------------------------------------
     @property
@@ -148,6 +152,11 @@ PRESETS = {
     # 160 train / 40 validation documents, batch 8: as many optimizer steps (80) as quick.
     "grid": dict(max_train_samples=200, max_test_samples=200, max_len=48, epochs=4,
                  train_batch_size=8, eval_batch_size=64, lr=1e-4, vae_epochs=10, n_model=2),
+    # Full TREC (3,962 train / 990 validation / 500 test), stage 1 trained to convergence: lr chosen
+    # among 3e-5, 1e-4, 3e-4 at 5 epochs, batch 32, by noisy-validation accuracy
+    # (python scripts/sweep_stage1.py --dataset trec ...; docs/sweeps/trec.csv).
+    "trec": dict(dataset="trec", epochs=5, lr=1e-4, train_batch_size=32, eval_batch_size=128, vae_epochs=10,
+                 n_model=2),
 }
 
 
