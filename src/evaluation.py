@@ -10,7 +10,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from src.data.prepare import MethodData, Oracle
-from src.methods import MethodOutput
+from src.methods import LabelCleaning, MethodOutput
 from src.model import evaluate as ev
 from src.variants import DynamicsResult
 
@@ -67,8 +67,23 @@ def detection(dyn: DynamicsResult, noisy: np.ndarray, clean: np.ndarray, n_train
     return out
 
 
+def label_cleaning(c: LabelCleaning, noisy: np.ndarray, clean: np.ndarray, n_train: int) -> dict:
+    """How many labels each cleaner changed and, where clean labels are known, how often its
+    labels, and the given ones, agree with them (all rows, and train / validation rows apart)."""
+    out = {"valve_closed": bool(c.valve_closed), "n_changed_dygen": int(c.changed.sum()),
+           "n_changed_cleanlab": int((c.cleanlab != noisy).sum())}
+    for part, rows in (("all_rows", np.arange(len(noisy))), ("train_rows", np.arange(n_train)),
+                       ("validation_rows", np.arange(n_train, len(noisy)))):
+        k = rows[clean[rows] >= 0]
+        if len(k):
+            out[part] = {"n": int(len(k)), "given_label_acc": float((noisy[k] == clean[k]).mean()),
+                         "dygen_label_acc": float((c.dygen[k] == clean[k]).mean()),
+                         "cleanlab_label_acc": float((c.cleanlab[k] == clean[k]).mean())}
+    return out
+
+
 def evaluate(data: MethodData, oracle: Oracle, outs: Dict[str, MethodOutput], dyn: DynamicsResult,
-             cleanlab_detection: Optional[dict] = None) -> Evaluation:
+             cleaning: LabelCleaning, estimate=None, cleanlab_detection: Optional[dict] = None) -> Evaluation:
     clean = oracle.clean_trval
     known = clean >= 0
     is_noisy = (data.noisy[known] != clean[known]) if known.any() else None
@@ -77,6 +92,13 @@ def evaluate(data: MethodData, oracle: Oracle, outs: Dict[str, MethodOutput], dy
                "realised_noise_rate": {"train": oracle.realised_noise_rate(data.noisy, data.train_idx),
                                        "validation": oracle.realised_noise_rate(data.noisy, data.val_idx)},
                "methods": {name: method_metrics(o, oracle, data.noisy, known, data.n_train) for name, o in outs.items()}}
+    metrics["flag_rate"] = {"rate": dyn.n_flag / max(1, data.n_train), "how": dyn.how, "n_flagged_train": dyn.n_flag}
+    metrics["label_cleaning"] = label_cleaning(cleaning, data.noisy, clean, data.n_train)
+    if estimate is not None:
+        metrics["noise_rate_estimate"] = estimate.to_dict()
+        true_val = metrics["realised_noise_rate"]["validation"]
+        if true_val == true_val:   # known (not NaN): how far the estimate is from the validation split's rate
+            metrics["noise_rate_estimate"]["abs_error_vs_validation"] = abs(estimate.rate - true_val)
     if known.any():
         metrics["noise_detection"] = detection(dyn, data.noisy, clean, data.n_train)
     if cleanlab_detection is not None and known[:data.n_train].any():

@@ -17,10 +17,12 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from src.dynamics.flag_count import flag_rate
+from src.dynamics.noise_rate import choose_noise_rate
 from src.errors import UserError
 from src.variants import VARIANTS, DynamicsResult, Stage2Inputs, dynamics, run_variant
 
@@ -42,6 +44,20 @@ class MethodOutput:
     test_probs_per_epoch: Optional[List[np.ndarray]] = None  # stage-2 methods: after each epoch
     seconds: float = 0.0
     vaes: list = field(default_factory=list)         # stage-2 methods: the trained VAEs (--save_model)
+    model_labels: Optional[np.ndarray] = None        # (M, N_trval) stage-2 methods: each model's label
+
+
+@dataclass
+class LabelCleaning:
+    """The two cleaners of the given train/validation labels, side by side (a practitioner's
+    output): DyGen's corrected labels behind the safety valve, and cleanlab's relabelling on
+    out-of-sample probabilities."""
+    dygen: np.ndarray              # (N_trval,) final labels
+    confidence: np.ndarray         # (N_trval,)
+    changed: np.ndarray            # (N_trval,) bool
+    valve_closed: bool
+    cleanlab: np.ndarray           # (N_trval,)
+    cleanlab_flagged: np.ndarray   # (N_trval,) bool
 
 
 @dataclass
@@ -52,7 +68,7 @@ class MethodInputs:
     s1: object                     # Stage1Result: z (M,E,N_all,D), probs (M,E,N_all,C), best_epoch
     stage2: Stage2Inputs
     stage1_of: Callable[[object], object]
-    flag_rate: Optional[float] = None   # fraction of training rows DyGen flags (None: flag_count's choice)
+    estimate: Optional[object] = None   # NoiseRateEstimate, set by the dynamics step
 
 
 def fit_rows(n_train: int) -> np.ndarray:
@@ -135,20 +151,52 @@ def run_stage2_variant(inp: MethodInputs, name: str, dyn: Optional[DynamicsResul
     if dyn is not None and VARIANTS[name].flags:
         info.update(n_flagged_train=dyn.n_flag, flag_count_method=dyn.how)
     return MethodOutput(out.test_probs, out.corrected, info, test_probs_per_epoch=out.test_probs_per_epoch,
-                        vaes=out.vaes)
+                        vaes=out.vaes, model_labels=out.model_labels)
 
 
 RUNNERS: Dict[str, Callable[[MethodInputs], MethodOutput]] = {
     "single": run_single, "cr": run_cr, "traj_lr": run_traj_lr, "cleanlab_lr": run_cleanlab_lr}
 
 
+def estimate_rate(inp: MethodInputs) -> Callable[[np.ndarray], Tuple[float, str]]:
+    """rate_of for `dynamics`: the flag rate, with the noise rate estimated on the held-out noisy
+    validation rows (the stage-1 ensemble at its selected epoch never trained on them); the
+    estimate is kept in `inp.estimate`."""
+    st, cfg = inp.stage2, inp.cfg
+    val = np.setdiff1d(np.arange(st.n_trval), st.fit)
+
+    def rate_of(train_scores: np.ndarray):
+        inp.estimate = choose_noise_rate(st.noisy[val], st.probs[:, st.best, val].mean(0), train_scores,
+                                         num_classes=st.num_classes, seed=cfg.seed)
+        return flag_rate(noise_type=cfg.noise_type, noise_ratio=cfg.noise_ratio, flag_ratio=cfg.flag_ratio,
+                         estimate_noise_rate=cfg.estimate_noise_rate, estimate=inp.estimate)
+    return rate_of
+
+
+def clean_labels(inp: MethodInputs, dygen: MethodOutput, rate: float, ci_low: Optional[float]) -> LabelCleaning:
+    """DyGen's labels behind the safety valve (`src.dynamics.safety_valve`), and cleanlab's."""
+    from src.baselines.cleanlab_relabel import cleanlab_relabel, out_of_sample_probs
+    from src.dynamics.safety_valve import final_labels
+    st = inp.stage2
+    fin = final_labels(st.noisy, dygen.corrected, dygen.model_labels, rate=rate, ci_low=ci_low)
+    x = np.concatenate([np.asarray(st.z[m, st.best, :st.n_trval], np.float32) for m in range(st.z.shape[0])], 1)
+    val = np.setdiff1d(np.arange(st.n_trval), st.fit)
+    probs = out_of_sample_probs(x, st.noisy, st.fit, val, num_classes=st.num_classes, seed=inp.cfg.seed)
+    order = np.concatenate([st.fit, val])
+    flags, relabeled = np.zeros(st.n_trval, bool), np.zeros(st.n_trval, np.int64)
+    flags[order], relabeled[order] = cleanlab_relabel(st.noisy[order], probs)
+    return LabelCleaning(fin.labels, fin.confidence, fin.changed, fin.guarded, relabeled, flags)
+
+
 def run_methods(inp: MethodInputs, names: List[str]):
-    """(outputs per method, the dynamics result DyGen's flags came from)."""
-    dyn = dynamics(inp.stage2, inp.flag_rate)
+    """(outputs per method, the dynamics result DyGen's flags came from, the label cleaning)."""
+    dyn = dynamics(inp.stage2, estimate_rate(inp))
     log.info("dynamics: flagging %d of %d training samples (%s)", dyn.n_flag, len(inp.stage2.fit), dyn.how)
     outs: Dict[str, MethodOutput] = {}
     for name in names:
         t0 = time.perf_counter()
         outs[name] = RUNNERS[name](inp) if name in RUNNERS else run_stage2_variant(inp, name, dyn)
         outs[name].seconds = round(time.perf_counter() - t0, 3)
-    return outs, dyn
+    rate = dyn.n_flag / max(1, len(inp.stage2.fit))
+    ci = inp.estimate.ci_low if "estimated" in dyn.how else None
+    return outs, dyn, clean_labels(inp, outs["dygen"], rate, ci)

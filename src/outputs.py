@@ -112,22 +112,24 @@ def save_acc_per_epoch(output_dir: Path, run_dir: Path, name: str, acc: Sequence
     atomic_save_npy(top, arr)
 
 
-def write_corrected_labels(path: Path, data, corrected: np.ndarray, score: np.ndarray, flagged: np.ndarray,
-                           clean_names: Sequence[str], extra: Optional[Dict[str, Sequence]] = None) -> Path:
+def write_corrected_labels(path: Path, data, labels: np.ndarray, confidence: np.ndarray, score: np.ndarray,
+                           flagged: np.ndarray, clean_names: Sequence[str],
+                           extra: Optional[Dict[str, Sequence]] = None) -> Path:
     """One line per train+validation sample, most suspect first (highest dynamics score);
     `row` is the sample's row in the source file (0-based, header excluded), `suspect_rank` 1
-    the most suspect, `changed` whether DyGen's label differs from the given one; `extra`: more
-    columns (name -> one value per sample, in sample order)."""
+    the most suspect, `changed` whether DyGen's label differs from the given one, `confidence`
+    the corrected probability of DyGen's label; `extra`: more columns (name -> one value per
+    sample, in sample order)."""
     names, n_tr = data.class_names, data.n_train
     extra = extra or {}
     header = ["row", "split", "text", "given_label", "dygen_label", "confidence", "dynamics_score",
               "flagged", "changed", "suspect_rank", *extra, "clean_label"]
     rows = []
     for rank, i in enumerate(np.argsort(-score, kind="stable"), 1):
-        pred = int(corrected[i].argmax())
+        pred = int(labels[i])
         rows.append([int(data.row_ids[i]), "train" if i < n_tr else "validation",
                      data.texts[i][:200].replace("\n", " "), names[data.noisy[i]], names[pred],
-                     f"{corrected[i].max():.4f}", f"{score[i]:.4f}", int(flagged[i]), int(pred != data.noisy[i]),
+                     f"{confidence[i]:.4f}", f"{score[i]:.4f}", int(flagged[i]), int(pred != data.noisy[i]),
                      rank, *(col[i] for col in extra.values()), clean_names[i]])
     return write_csv(path, header, rows)
 

@@ -25,7 +25,7 @@ from src.config import Config
 from src.data.prepare import MethodData, Oracle, effective_max_len, prepare_data
 from src.errors import UserError
 from src.evaluation import Evaluation, evaluate
-from src.methods import MethodInputs, MethodOutput, fit_rows, parse_methods, run_methods
+from src.methods import LabelCleaning, MethodInputs, MethodOutput, fit_rows, parse_methods, run_methods
 from src.model.loading import load_tokenizer, resolve_model_dir
 from src.runtime import allocator, distributed
 from src.runtime.device import pick_device
@@ -122,8 +122,9 @@ def step_stage1(cfg: Config, data: MethodData, rt: Runtime, perf: dict) -> Tuple
                 "stage1_hash": stage1_cache.stage1_dir(cfg).name}
 
 
-def step_methods(cfg: Config, data: MethodData, s1, rt: Runtime) -> Tuple[Dict[str, MethodOutput], DynamicsResult]:
-    """Every method asked for (always `cr` and `dygen`) on this stage 1."""
+def step_methods(cfg: Config, data: MethodData, s1, rt: Runtime):
+    """Every method asked for (always `cr` and `dygen`) on this stage 1: (outputs per method, the
+    dynamics result, the label cleaning, the noise-rate estimate)."""
     def stage1_of(other: Config):   # another configuration's stage 1 (`single`): fine-tuning on all threads
         if rt.world > 1:
             raise UserError("--variants single needs its own stage 1: run it without torchrun")
@@ -136,7 +137,9 @@ def step_methods(cfg: Config, data: MethodData, s1, rt: Runtime) -> Tuple[Dict[s
     st = Stage2Inputs(cfg, s1.z, s1.probs, s1.best_epoch, data.noisy, fit_rows(data.n_train), data.test_idx,
                       data.num_classes)
     names = parse_methods(",".join(["cr", "dygen", cfg.variants]))
-    return run_methods(MethodInputs(cfg, s1, st, stage1_of), names)
+    inp = MethodInputs(cfg, s1, st, stage1_of)
+    outs, dyn, cleaning = run_methods(inp, names)
+    return outs, dyn, cleaning, inp.estimate
 
 
 def step_cleanlab_detection(cfg: Config, data: MethodData, rt: Runtime) -> dict:
@@ -151,15 +154,18 @@ def step_cleanlab_detection(cfg: Config, data: MethodData, rt: Runtime) -> dict:
 
 
 def step_outputs(cfg: Config, data: MethodData, ev: Evaluation, outs: Dict[str, MethodOutput],
-                 dyn: DynamicsResult) -> Path:
+                 dyn: DynamicsResult, cleaning: LabelCleaning) -> Path:
     """The run folder, the results log and the per-epoch accuracy file."""
     metrics = ev.metrics
     run_dir = outputs.new_run_dir(Path(cfg.output_dir), f"{cfg.dataset}-{cfg.noise_type}{cfg.noise_ratio}-seed{cfg.seed}")
     metrics["run_dir"] = str(run_dir)
     outputs.atomic_write_json(run_dir / "config.json", cfg.to_dict())
     outputs.atomic_write_json(run_dir / "label_map.json", {n: i for i, n in enumerate(data.class_names)})
-    outputs.write_corrected_labels(run_dir / "corrected_labels.csv", data, outs["dygen"].corrected,
-                                   dyn.scores.mean(0), dyn.flags.any(0), ev.clean_names)
+    names = np.asarray(data.class_names)
+    outputs.write_corrected_labels(run_dir / "corrected_labels.csv", data, cleaning.dygen, cleaning.confidence,
+                                   dyn.scores.mean(0), dyn.flags.any(0), ev.clean_names,
+                                   extra={"cleanlab_label": names[cleaning.cleanlab],
+                                          "cleanlab_flagged": cleaning.cleanlab_flagged.astype(int)})
     outputs.atomic_save_npz(run_dir / "test_predictions.npz", test_labels=ev.test_labels,
                             **{f"{n.replace('-', '_')}_probs": o.test_probs for n, o in outs.items()})
     dy = metrics["methods"]["dygen"]
@@ -197,19 +203,23 @@ def run(cfg: Config) -> Optional[dict]:
     # The steps after stage 1 work on small matrices: more threads only add synchronisation.
     torch.set_num_threads(1)
     with timed(timings, "methods"):
-        outs, dyn = step_methods(cfg, data, s1, rt)
+        outs, dyn, cleaning, estimate = step_methods(cfg, data, s1, rt)
+    if estimate is not None:
+        log.info("noise rate estimated on %d held-out validation labels: %.4f%s (%s); flagged: %s", estimate.n,
+                 estimate.rate, f" [{estimate.ci_low:.3f}, {estimate.ci_high:.3f}]" if estimate.ci_low is not None
+                 else "", estimate.method, dyn.how)
     cl = None
     if cfg.compare_cleanlab:
         with timed(timings, "cleanlab"):
             cl = step_cleanlab_detection(cfg, data, rt)
     with timed(timings, "evaluate"):
-        ev = evaluate(data, oracle, outs, dyn, cl)
+        ev = evaluate(data, oracle, outs, dyn, cleaning, estimate, cl)
     metrics = ev.metrics
     metrics.update(s1_info)
     if perf["train_seqs"] or perf["embed_seqs"]:
         metrics["stage1_perf"] = {k: round(v, 3) for k, v in perf.items()}
     with timed(timings, "outputs"):
-        run_dir = step_outputs(cfg, data, ev, outs, dyn)
+        run_dir = step_outputs(cfg, data, ev, outs, dyn, cleaning)
     timings["total"] = round(time.perf_counter() - t_start, 3)
     metrics["timings_s"] = timings
     outputs.atomic_write_json(run_dir / "metrics.json", metrics)

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from src.dynamics.euclidean_dist import dynamics_score, own_label_distances, threshold_flags
-from src.dynamics.flag_count import flag_count
+from src.dynamics.flag_count import flag_rate
 from src.model import evaluate as ev
 from src.model.generate_prior import dirichlet_prior, knn_proba
 from src.model.train_stage2 import train_stage2
@@ -95,6 +95,7 @@ class VariantOutput:
     corrected: np.ndarray                  # (N_trval, C) q(y | observed label, w), mean over models
     test_probs_per_epoch: List[np.ndarray]  # T x (N_test, C): stage 2 after each epoch (inspection)
     alpha_prior: np.ndarray                # (M, N_fit, C)
+    model_labels: np.ndarray               # (M, N_trval) each model's corrected label
     in_dim: int
     lambda_t: float
     vaes: list = field(default_factory=list)
@@ -106,19 +107,25 @@ def trajectory_features(z_m: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(z_m, dtype=np.float32).transpose(1, 0, 2).reshape(N, E * D))
 
 
-def dynamics(inp: Stage2Inputs, rate: Optional[float] = None) -> DynamicsResult:
+def known_rate(inp: Stage2Inputs) -> Callable[[np.ndarray], Tuple[float, str]]:
+    """The flag rate when nothing is estimated: --flag_ratio, or the known synthetic rate."""
+    cfg = inp.cfg
+    return lambda scores: flag_rate(noise_type=cfg.noise_type, noise_ratio=cfg.noise_ratio,
+                                    flag_ratio=cfg.flag_ratio)
+
+
+def dynamics(inp: Stage2Inputs, rate_of: Optional[Callable[[np.ndarray], Tuple[float, str]]] = None
+             ) -> DynamicsResult:
     """Per model: own-label distances per epoch (centroids of the TRAINING rows' noisy labels),
-    the dynamics score, and flags: the top share of the training rows (rate: the flagged fraction,
-    else `flag_count`'s choice), the same score threshold applied to the validation rows."""
-    cfg, M, trval = inp.cfg, inp.z.shape[0], slice(0, inp.n_trval)
+    the dynamics score, and flags: the top floor(rate x N_fit) training rows, the same score
+    threshold applied to the validation rows. rate_of(mean score of the training rows) -> (rate,
+    how it was chosen); default `known_rate`."""
+    M, trval = inp.z.shape[0], slice(0, inp.n_trval)
     own = np.stack([own_label_distances(inp.z[m][:, trval], inp.noisy, inp.num_classes, fit=inp.fit)
                     for m in range(M)])                                  # (M, E, N_trval)
     scores = np.stack([dynamics_score(o) for o in own])                # (M, N_trval)
-    if rate is None:
-        n_flag, how = flag_count(scores.mean(0)[inp.fit], noise_type=cfg.noise_type, noise_ratio=cfg.noise_ratio,
-                                 flag_ratio=cfg.flag_ratio, seed=cfg.seed)
-    else:
-        n_flag, how = int(np.floor(rate * len(inp.fit))), f"estimated rate {rate:.4f}"
+    rate, how = (rate_of or known_rate(inp))(scores.mean(0)[inp.fit])
+    n_flag = int(np.floor(rate * len(inp.fit)))
     flags = np.stack([threshold_flags(s, inp.fit, n_flag) for s in scores])
     return DynamicsResult(scores, flags, own, threshold_flags(scores.mean(0), inp.fit, n_flag), n_flag, how)
 
@@ -174,7 +181,10 @@ def run_variant(inp: Stage2Inputs, v: Variant, dyn: Optional[DynamicsResult]) ->
     q_trval = np.stack([ev.q_all_candidates(vae, w_all[m][trval], C) for m, vae in enumerate(vaes)])
     observed = np.stack(targets) if v.target == "predicted" else inp.noisy
     corrected = ev.corrected_distribution(q_trval, observed)
-    return VariantOutput(per_epoch[-1], corrected, per_epoch, alpha_p, int(w_all[0].shape[1]), lam, vaes)
+    obs = np.broadcast_to(observed, (M, len(trval)))
+    model_labels = q_trval[np.arange(M)[:, None], trval[None, :], obs].argmax(-1)      # (M, N_trval)
+    return VariantOutput(per_epoch[-1], corrected, per_epoch, alpha_p, model_labels, int(w_all[0].shape[1]),
+                         lam, vaes)
 
 
 def posterior(vaes, w_all, p_test: np.ndarray, test: np.ndarray, C: int) -> np.ndarray:

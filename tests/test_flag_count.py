@@ -1,13 +1,8 @@
 import numpy as np
 import pytest
 
-from src.dynamics.flag_count import MAX_ESTIMATED_RATE, flag_count, mixture_noise_rate, n_from_ratio
-
-
-def test_n_from_ratio_floors():
-    assert n_from_ratio(10, 0.25) == 2
-    assert n_from_ratio(100, 0.2) == 20
-    assert n_from_ratio(7, 0.0) == 0
+from src.dynamics.flag_count import MAX_ESTIMATED_RATE, flag_rate, mixture_noise_rate
+from src.dynamics.noise_rate import NoiseRateEstimate
 
 
 @pytest.mark.parametrize("rate", [0.1, 0.3])
@@ -30,15 +25,17 @@ def test_mixture_estimate_is_capped():
     assert mixture_noise_rate(scores) == MAX_ESTIMATED_RATE
 
 
-def test_flag_count_precedence():
-    rng = np.random.default_rng(2)
-    scores = np.concatenate([rng.normal(0, 1, 80), rng.normal(6, 1, 20)])
+def test_flag_rate_precedence():
+    est = NoiseRateEstimate(0.27, 0.22, 0.31, "anchor_agreement", 400)
     # explicit --flag_ratio wins for every noise type
-    assert flag_count(scores, noise_type="REAL", noise_ratio=0.4, flag_ratio=0.1)[0] == 10
-    assert flag_count(scores, noise_type="SN", noise_ratio=0.4, flag_ratio=0.1)[0] == 10
-    # synthetic noise: the known rate
-    n, how = flag_count(scores, noise_type="SN", noise_ratio=0.4)
-    assert n == 40 and "noise_ratio" in how
-    # real noise: the mixture estimate (20 of 100 come from the high component)
-    n, how = flag_count(scores, noise_type="REAL", noise_ratio=0.4)
-    assert 18 <= n <= 22 and "mixture" in how
+    assert flag_rate(noise_type="REAL", noise_ratio=0.4, flag_ratio=0.1, estimate=est)[0] == 0.1
+    assert flag_rate(noise_type="SN", noise_ratio=0.4, flag_ratio=0.1, estimate_noise_rate=True)[0] == 0.1
+    # synthetic noise: the known rate, unless it is to be estimated
+    rate, how = flag_rate(noise_type="SN", noise_ratio=0.4, estimate=est)
+    assert rate == 0.4 and "known" in how
+    rate, how = flag_rate(noise_type="SN", noise_ratio=0.4, estimate_noise_rate=True, estimate=est)
+    assert rate == 0.27 and "anchor_agreement" in how and "[0.220, 0.310]" in how
+    # real noise: the estimate, which must exist
+    assert flag_rate(noise_type="REAL", noise_ratio=0.2, estimate=est)[0] == 0.27
+    with pytest.raises(ValueError):
+        flag_rate(noise_type="REAL", noise_ratio=0.2)

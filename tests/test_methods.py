@@ -18,7 +18,7 @@ def run_all(z, probs, noisy):
     st = inputs(z, probs, noisy, fit=methods.fit_rows(N_TR))
     s1 = Stage1Result(z, probs, 1, [0.1, 0.3, 0.2])
     single = Stage1Result(z[:1], probs[:1], 2, [0.1, 0.2, 0.3])      # stands in for `single`'s own stage 1
-    outs, _ = run_methods(MethodInputs(st.cfg, s1, st, stage1_of=lambda cfg: single), list(METHODS))
+    outs, _, _ = run_methods(MethodInputs(st.cfg, s1, st, stage1_of=lambda cfg: single), list(METHODS))
     return outs
 
 
@@ -89,3 +89,19 @@ def test_parse_methods():
     with pytest.raises(UserError, match="now called 'single'"):
         parse_methods("base")
     assert config_from_args(["--variants", "npc,cr"]).variants == "cr,npc"
+
+
+def test_label_cleaning_behind_the_safety_valve(stage1):
+    z, probs, noisy = stage1
+    st = inputs(z, probs, noisy, fit=methods.fit_rows(N_TR))
+    inp = MethodInputs(st.cfg, Stage1Result(z, probs, 1, [0.1, 0.3, 0.2]), st, stage1_of=None)
+    outs, dyn, opened = run_methods(inp, ["cr", "dygen"])          # known rate 0.2: the valve stays open
+    dy = outs["dygen"]
+    assert not opened.valve_closed and np.array_equal(opened.dygen, dy.corrected.argmax(1))
+    closed = methods.clean_labels(inp, dy, rate=0.01, ci_low=0.0)   # a near-clean file
+    ch = closed.changed
+    assert closed.valve_closed and ch.sum() <= opened.changed.sum()
+    assert np.array_equal(closed.dygen[~ch], noisy[~ch])             # everything else keeps its given label
+    assert (dy.model_labels[:, ch] == closed.dygen[ch]).all() and (closed.confidence[ch] >= 0.9).all()
+    # cleanlab: only flagged rows may change
+    assert np.array_equal(closed.cleanlab[~closed.cleanlab_flagged], noisy[~closed.cleanlab_flagged])

@@ -161,3 +161,30 @@ def test_a_reinjected_leak_is_caught(real_runs):
     assert leaked_a[0]["stage1_cached"] and leaked_b[0]["stage1_cached"]
     with pytest.raises(AssertionError):
         _assert_same_predictions(leaked_a, leaked_b)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_own_csv_with_few_classes_runs_with_default_flags(n_classes, tiny_bert_dir, tmp_path):
+    """A two- or three-class file: --selected_class (default 3) is clamped to the classes, the
+    noise rate is estimated, and both cleaners' labels are written."""
+    rng = np.random.default_rng(n_classes)
+    names = ["neg", "pos", "mixed"][:n_classes]
+    words = {"neg": "awful bad boring", "pos": "great lovely fun", "mixed": "fine okay average"}
+    gold = rng.integers(0, n_classes, 120)
+    given = np.where(rng.random(120) < 0.2, rng.integers(0, n_classes, 120), gold)
+    path = tmp_path / "reviews.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label", "gold"])
+        for g, y in zip(gold, given):
+            w.writerow([f"a {words[names[g]]} film, {rng.integers(0, 99)} minutes", names[y], names[g]])
+    args = ["--dataset", "csv", "--train_file", str(path), "--bert", tiny_bert_dir, "--output_dir",
+            str(tmp_path / "cache"), "--path", str(tmp_path / "ds"), "--epochs", "2", "--vae_epochs", "2",
+            "--max_len", "16", "--no_plots"]
+    m, _, rows = _run(args)
+    assert m["num_classes"] == n_classes and "estimated" in m["flag_rate"]["how"]
+    assert m["noise_rate_estimate"]["method"] in ("anchor_agreement", "gaussian_mixture_fallback")
+    assert len(rows) == 120 and {r["cleanlab_label"] for r in rows} <= set(names)
+    lc = m["label_cleaning"]
+    assert lc["n_changed_dygen"] == sum(int(r["changed"]) for r in rows)
+    assert lc["all_rows"]["given_label_acc"] == pytest.approx(np.mean(given == gold))

@@ -1,9 +1,9 @@
-"""How many train+validation samples to flag noisy.
+"""What fraction of the training samples to flag noisy.
 
-Synthetic noise: the known rate (the paper's assumption). Real noise: an explicit
-`--flag_ratio`, or an estimate from the dynamics scores themselves: a two-component 1-D
-Gaussian mixture, the samples whose posterior favours the higher-mean component counted
-as noisy (the clean/noisy split DivideMix fits on per-sample losses).
+An explicit `--flag_ratio`; synthetic noise: the known rate (the paper's assumption); real noise
+(or `--estimate_noise_rate`): the rate estimated on held-out data (`src.dynamics.noise_rate`),
+whose fallback is `mixture_noise_rate`: a two-component 1-D Gaussian mixture on the dynamics
+scores, the samples whose posterior favours the higher-mean component counted as noisy.
 """
 from __future__ import annotations
 
@@ -12,10 +12,6 @@ from typing import Optional, Tuple
 import numpy as np
 
 MAX_ESTIMATED_RATE = 0.5  # beyond one half the given labels would carry no signal to clean
-
-
-def n_from_ratio(n: int, ratio: float) -> int:
-    return int(np.floor(ratio * n))
 
 
 def mixture_noise_rate(scores: np.ndarray, seed: int = 0) -> float:
@@ -34,16 +30,16 @@ def mixture_noise_rate(scores: np.ndarray, seed: int = 0) -> float:
     return float(min(MAX_ESTIMATED_RATE, (p_noisy > 0.5).mean()))
 
 
-def flag_count(scores: np.ndarray, *, noise_type: str, noise_ratio: float,
-               flag_ratio: Optional[float] = None, seed: int = 0) -> Tuple[int, str]:
-    """(number of samples to flag, how it was chosen).
-
-    scores: (N,) dynamics scores (for several models, their mean).
-    """
-    n = len(scores)
+def flag_rate(*, noise_type: str, noise_ratio: float, flag_ratio: Optional[float] = None,
+              estimate_noise_rate: bool = False, estimate=None) -> Tuple[float, str]:
+    """(fraction of the training samples to flag, how it was chosen): an explicit --flag_ratio;
+    else the known rate of synthetic noise (the paper's assumption) unless --estimate_noise_rate;
+    else `estimate` (a `src.dynamics.noise_rate.NoiseRateEstimate`)."""
     if flag_ratio is not None:
-        return n_from_ratio(n, flag_ratio), f"--flag_ratio {flag_ratio}"
-    if noise_type != "REAL":
-        return n_from_ratio(n, noise_ratio), f"--noise_ratio {noise_ratio} (known synthetic rate)"
-    rate = mixture_noise_rate(scores, seed)
-    return n_from_ratio(n, rate), f"2-component Gaussian mixture on the dynamics scores (rate {rate:.4f})"
+        return float(flag_ratio), f"--flag_ratio {flag_ratio}"
+    if noise_type != "REAL" and not estimate_noise_rate:
+        return float(noise_ratio), f"--noise_ratio {noise_ratio} (known synthetic rate)"
+    if estimate is None:
+        raise ValueError("the noise rate is unknown and no estimate was given")
+    ci = f", 95% CI [{estimate.ci_low:.3f}, {estimate.ci_high:.3f}]" if estimate.ci_low is not None else ""
+    return float(estimate.rate), f"estimated {estimate.rate:.4f} ({estimate.method} on {estimate.n} samples{ci})"
