@@ -43,10 +43,9 @@ DATASET_SETTINGS = {"trec": dict(max_len=32), "r8": dict(max_len=64)}
 
 
 def prepare(cfg, tokenizer, model_dir, device):
-    """(data, clean train+validation labels): the one place to edit when the clean labels
-    move to a separate oracle object (`data, oracle = prepare_data(...)`; oracle.clean_trval)."""
-    data = prepare_data(cfg, tokenizer, model_dir, device)
-    return data, np.asarray(data.clean[:data.n_trval])
+    """(the method's data, the clean train+validation labels: only to score the estimate)."""
+    data, oracle = prepare_data(cfg, tokenizer, model_dir, device)
+    return data, oracle.clean_trval
 
 
 def bench_row(dataset: str, noise_type: str, ratio: float, args, tokenizer, model_dir, device) -> dict:
