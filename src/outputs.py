@@ -143,7 +143,8 @@ def summary_table(metrics: dict) -> str:
         for name, m in methods.items():
             if "test" in m:
                 t = m["test"]
-                lines.append(f"{'test ' + name:22s}{t['accuracy']:10.4f}{t['macro_f1']:10.4f}{t['ece']:8.4f}")
+                label = {"cr": "cr (stage 1)", "dygen": "DyGen"}.get(name, name)
+                lines.append(f"{'test ' + label:22s}{t['accuracy']:10.4f}{t['macro_f1']:10.4f}{t['ece']:8.4f}")
     nr = metrics["realised_noise_rate"]
     lines.append(f"realised noise rate   train {nr['train']:.4f}  validation {nr['validation']:.4f}")
     if "train_rows" in metrics.get("noise_detection", {}):
@@ -151,9 +152,18 @@ def summary_table(metrics: dict) -> str:
         auroc = f"{d['auroc']:.4f}" if d["auroc"] is not None else "n/a"
         lines.append(f"noise detection (train) P {d['precision']:.4f}  R {d['recall']:.4f}  "
                      f"F1 {d['f1']:.4f}  AUROC {auroc}")
-    lc = methods.get("dygen", {}).get("label_correction")
+    lc = metrics.get("label_cleaning", {})
+    if "all_rows" in lc:
+        a = lc["all_rows"]
+        lines.append(f"train+val label acc   given {a['given_label_acc']:.4f}  DyGen {a['dygen_label_acc']:.4f}  "
+                     f"cleanlab {a['cleanlab_label_acc']:.4f}")
     if lc:
-        lines.append(f"train+val label acc   given {lc['given_label_acc']:.4f}  DyGen {lc['label_acc']:.4f}")
+        lines.append(f"labels changed        DyGen {lc['n_changed_dygen']}{' (safety valve closed)' if lc['valve_closed'] else ''}"
+                     f"  cleanlab {lc['n_changed_cleanlab']}")
+    est = metrics.get("noise_rate_estimate")
+    if est:
+        ci = f" [{est['ci_low']:.3f}, {est['ci_high']:.3f}]" if est["ci_low"] is not None else ""
+        lines.append(f"noise rate estimate   {est['rate']:.4f}{ci} ({est['method']}); flagged: {metrics['flag_rate']['how']}")
     if "detection_comparison" in metrics:
         dc = metrics["detection_comparison"]
         for name in ("dygen", "cleanlab"):

@@ -41,6 +41,6 @@ def test_corrected_labels_beat_given_labels_on_real_text(tmp_path, capsys):
     dygen_acc = sum(r["dygen_label"] == r["clean_label"] for r in rows) / len(rows)
     assert dygen_acc > given_acc, (dygen_acc, given_acc)
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["methods"]["dygen"]["label_correction"]["label_acc"] == pytest.approx(dygen_acc)
+    assert metrics["label_cleaning"]["all_rows"]["dygen_label_acc"] == pytest.approx(dygen_acc)
     assert json.loads((run / "label_map.json").read_text()) == {
         "ABBR": 0, "DESC": 1, "ENTY": 2, "HUM": 3, "LOC": 4, "NUM": 5}

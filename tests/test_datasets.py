@@ -57,7 +57,7 @@ def test_trec_test_split_ignores_the_run_seed(tmp_path, embedded_model_dir):
     from src.data.prepare import prepare_data
     tok = AutoTokenizer.from_pretrained(embedded_model_dir)
     runs = [prepare_data(make_config(dataset="trec", seed=s, max_train_samples=30, path=str(tmp_path)),
-                         tok, embedded_model_dir, "cpu") for s in (1, 2)]
+                         tok, embedded_model_dir, "cpu")[0] for s in (1, 2)]
     a, b = runs
     assert a.n_all - a.n_trval == 500
     assert a.texts[a.n_trval:] == b.texts[b.n_trval:]           # same 500 test questions
@@ -256,8 +256,8 @@ def test_wrench_end_to_end_real_noise(tiny_bert_dir, tmp_path, capsys):
     _run(tiny_args(tiny_bert_dir, tmp_path, "--dataset", "chemprot"), capsys)
     run = next((tmp_path / "cache" / "runs").iterdir())
     m = json.loads((run / "metrics.json").read_text())
-    assert "mixture" in m["flag_count_method"] and m["n_test"] == 15
-    assert "label_correction" in m                              # gold train labels -> diagnostics
+    assert "mixture" in m["flag_rate"]["how"] and m["n_test"] == 15  # 12 validation rows: the fallback
+    assert "label_correction" in m["methods"]["dygen"]          # gold train labels -> diagnostics
     assert "REAL" in run.name
 
 
@@ -270,7 +270,8 @@ def test_jsonl_without_test_file_end_to_end(tiny_bert_dir, tmp_path, capsys):
     assert "test DyGen" not in out and "label acc" in out
     run = next((tmp_path / "cache" / "runs").iterdir())
     m = json.loads((run / "metrics.json").read_text())
-    assert m["n_test"] == 0 and m["n_flagged"] == 12 and "base" not in m
+    assert m["n_test"] == 0 and m["flag_rate"]["n_flagged_train"] == int(0.2 * 48)   # 48 training rows
+    assert "test" not in m["methods"]["dygen"]
     with open(run / "corrected_labels.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert sorted(int(r["row"]) for r in rows) == list(range(60))

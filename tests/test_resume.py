@@ -53,10 +53,9 @@ def _outputs(out: Path) -> dict:
     run = next((out / "cache" / "runs").iterdir())
     metrics = json.loads((run / "metrics.json").read_text())
     s1 = next((out / "cache" / "stage1").iterdir())
-    return {"base": metrics["base"], "dygen": metrics["dygen"],
-            "per_epoch": metrics["dygen_test_acc_per_epoch"],
+    return {"methods": {k: {**v, "seconds": 0} for k, v in metrics["methods"].items()},
             "val_acc": metrics["stage1_val_acc_noisy"], "best": metrics["stage1_best_epoch"],
-            "detection": metrics["noise_detection"], "correction": metrics["label_correction"],
+            "detection": metrics["noise_detection"], "cleaning": metrics["label_cleaning"],
             "csv": (run / "corrected_labels.csv").read_bytes(),
             "z": (s1 / "z.npy").read_bytes(), "probs": (s1 / "probs.npy").read_bytes(),
             "resumed": metrics["stage1_resumed_after_epoch"], "ckpt_left": (s1 / "ckpt").exists()}

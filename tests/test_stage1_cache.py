@@ -198,8 +198,9 @@ def test_corrupt_cache_is_rebuilt_end_to_end(tiny_bert_dir, tmp_path, caplog, mo
     assert "z.npy is corrupt or truncated" in caplog.text
     second = json.loads(sorted(runs.iterdir())[-1].joinpath("metrics.json").read_text())
     assert len(list(runs.iterdir())) == 2 and not second["stage1_cached"]
-    for key in ("base", "dygen", "stage1_val_acc_noisy", "label_correction"):
+    for key in ("stage1_val_acc_noisy", "label_cleaning", "noise_detection"):
         assert first[key] == second[key]
+    assert {k: v["test"] for k, v in first["methods"].items()} == {k: v["test"] for k, v in second["methods"].items()}
     assert sc.load_stage1(make_config(**_flags(args)), second["n_train"] + second["n_validation"]
                           + second["n_test"], second["num_classes"]) is not None
 

@@ -31,6 +31,9 @@ def cv_pred_probs(features: np.ndarray, labels: np.ndarray, num_classes: int, *,
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(labels)
     out = np.zeros((len(y), num_classes))
+    n_folds = min(n_folds, int(np.bincount(y).max()))   # StratifiedKFold needs a class this large
+    if n_folds < 2 or len(np.unique(y)) < 2:             # nothing to hold out: no information
+        return np.full((len(y), num_classes), 1.0 / num_classes)
     folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():  # "least populated class has fewer members than n_splits"
         warnings.simplefilter("ignore", UserWarning)
