@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # set HF_HUB_OFFLINE=0 to allow downloads
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 HINT = "(python main.py --help lists every flag)"

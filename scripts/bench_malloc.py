@@ -27,7 +27,6 @@ def probe(bert: str, batch: int, length: int, reps: int) -> dict:
     """Runs in the child process: best seconds and minor page faults per embedding batch."""
     from src.runtime.allocator import active, reexec_with_jemalloc
     reexec_with_jemalloc()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from src.model.loading import load_classifier, resolve_model_dir
     torch.set_num_threads(1)

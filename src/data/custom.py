@@ -111,39 +111,47 @@ def load_custom(fmt: str, *, train_file: Optional[str], test_file: Optional[str]
     classes = sorted(counts, key=label_sort_key)
     index = {c: i for i, c in enumerate(classes)}
     noisy = np.array([index[given[i]] for i in keep], dtype=np.int64)
-    clean = None
-    if gold is not None:
-        clean = np.full(len(keep), -1, dtype=np.int64)
-        for j, i in enumerate(keep):
-            g = gold[i]
-            if not g:
-                continue
-            if g not in index:
-                raise UserError(f"{path}: row {i} has gold label {g!r}, which is never a given label "
-                                f"in column {label_column!r}")
-            clean[j] = index[g]
-        if (clean < 0).any():
-            log.warning("%s: %d rows have no gold label; diagnostics use the others", path, int((clean < 0).sum()))
-
-    test_texts: List[str] = []
-    test_labels = None
-    if test_file:
-        tpath = Path(test_file)
-        trec, tcols = _read_records(fmt, tpath)
-        if not trec:
-            raise UserError(f"{tpath}: no data rows")
-        ttexts = _column(trec, tcols, tpath, text_column, "text")
-        tcol = gold_name if gold_name in tcols else label_column
-        tlabels = _column(trec, tcols, tpath, tcol, "label")
-        tkeep = [i for i, t in enumerate(ttexts) if t]
-        if len(tkeep) < len(ttexts):
-            log.warning("%s: dropped %d rows with a blank text", tpath, len(ttexts) - len(tkeep))
-        if not tkeep:
-            raise UserError(f"{tpath}: every text in column {text_column!r} is blank")
-        unknown = sorted({tlabels[i] for i in tkeep} - set(index), key=label_sort_key)
-        if unknown:
-            raise UserError(f"{tpath}: test labels never given in training: {unknown[:5]}")
-        test_texts = [ttexts[i] for i in tkeep]
-        test_labels = np.array([index[tlabels[i]] for i in tkeep], dtype=np.int64)
+    clean = _gold_ids(gold, keep, index, path, label_column) if gold is not None else None
+    test_texts, test_labels = _test_split(fmt, test_file, text_column, label_column, gold_name, index)
     return RawDataset([texts[i] for i in keep], clean, test_texts, test_labels, classes,
                       noisy_train_labels=noisy, train_row_ids=keep)
+
+
+def _gold_ids(gold: List[str], keep: np.ndarray, index: dict, path: Path, label_column: str) -> np.ndarray:
+    """(N_kept,) class ids of the gold column, -1 where a row has none."""
+    clean = np.full(len(keep), -1, dtype=np.int64)
+    for j, i in enumerate(keep):
+        g = gold[i]
+        if not g:
+            continue
+        if g not in index:
+            raise UserError(f"{path}: row {i} has gold label {g!r}, which is never a given label "
+                            f"in column {label_column!r}")
+        clean[j] = index[g]
+    if (clean < 0).any():
+        log.warning("%s: %d rows have no gold label; diagnostics use the others", path, int((clean < 0).sum()))
+    return clean
+
+
+def _test_split(fmt: str, test_file: Optional[str], text_column: str, label_column: str, gold_name: str,
+                index: dict):
+    """(texts, class ids) of the optional test file: its gold column if it has one, else its label
+    column; only to score."""
+    if not test_file:
+        return [], None
+    tpath = Path(test_file)
+    trec, tcols = _read_records(fmt, tpath)
+    if not trec:
+        raise UserError(f"{tpath}: no data rows")
+    ttexts = _column(trec, tcols, tpath, text_column, "text")
+    tcol = gold_name if gold_name in tcols else label_column
+    tlabels = _column(trec, tcols, tpath, tcol, "label")
+    tkeep = [i for i, t in enumerate(ttexts) if t]
+    if len(tkeep) < len(ttexts):
+        log.warning("%s: dropped %d rows with a blank text", tpath, len(ttexts) - len(tkeep))
+    if not tkeep:
+        raise UserError(f"{tpath}: every text in column {text_column!r} is blank")
+    unknown = sorted({tlabels[i] for i in tkeep} - set(index), key=label_sort_key)
+    if unknown:
+        raise UserError(f"{tpath}: test labels never given in training: {unknown[:5]}")
+    return [ttexts[i] for i in tkeep], np.array([index[tlabels[i]] for i in tkeep], dtype=np.int64)

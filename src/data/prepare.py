@@ -145,31 +145,8 @@ def prepare_data(cfg: Config, tokenizer, model_dir: str, device) -> Tuple[Method
 
     log.info("tokenising %d texts (max_len %d)", len(texts), max_len)
     tokens = tokenize(texts, tokenizer, max_len)
-    trval_orig = np.concatenate([tr_idx, va_idx])
-    if cfg.noise_type == "REAL":  # real noise: use the labels as given
-        noisy = raw.noisy_train_labels[trval_orig].astype(np.int64)
-        clean_trval = raw.train_labels[trval_orig] if raw.train_labels is not None else np.full(len(noisy), -1)
-        log.info("real noise: the given labels are used as they are (--noise_ratio is not applied)")
-    else:
-        # Synthetic noise on a real-noise dataset corrupts its gold labels if it has them,
-        # else the given labels (then taken as clean).
-        base = raw.train_labels if raw.train_labels is not None else raw.noisy_train_labels
-        clean_trval = base[trval_orig].astype(np.int64)
-        features = None
-        if cfg.noise_type == "IDN":
-            from src.data.features import mean_pooled_features
-            features = mean_pooled_features(model_dir, tokens.subset(np.arange(n_train + n_val)),
-                                            tokenizer.pad_token_id, device, cfg.eval_batch_size)
-        # Train and validation corrupted independently (SPEC section 1).
-        rng = np.random.default_rng(seed)
-        parts = []
-        for sl in (slice(0, n_train), slice(n_train, n_train + n_val)):
-            f = features[sl] if features is not None else None
-            try:
-                parts.append(noise_lib.corrupt(clean_trval[sl], cfg.noise_type, cfg.noise_ratio, C, rng, f))
-            except ValueError as e:
-                raise UserError(f"--noise_ratio: {e}") from None
-        noisy = np.concatenate(parts)
+    noisy, clean_trval = noisy_labels(cfg, raw, np.concatenate([tr_idx, va_idx]), n_train, tokens, tokenizer,
+                                      model_dir, device)
     clean = np.concatenate([clean_trval, test_gold]).astype(np.int64)
     atomic_save_npz(cache, ids=tokens.ids, offsets=tokens.offsets, clean=clean, noisy=noisy,
                     config_hash=np.array(key))
@@ -189,3 +166,33 @@ def custom_options(cfg: Config) -> dict:
         return {}
     return dict(train_file=cfg.train_file, test_file=cfg.test_file, text_column=cfg.text_column,
                 label_column=cfg.label_column, gold_column=cfg.gold_column)
+
+
+def noisy_labels(cfg: Config, raw, trval_orig: np.ndarray, n_train: int, tokens: Tokens, tokenizer, model_dir: str,
+                 device):
+    """(noisy (N_trval,), clean (N_trval,)): the labels as given (real noise), or the clean ones
+    corrupted (SN/ASN/IDN), train and validation independently (SPEC section 1)."""
+    C = len(raw.class_names)
+    if cfg.noise_type == "REAL":  # real noise: use the labels as given
+        noisy = raw.noisy_train_labels[trval_orig].astype(np.int64)
+        clean = raw.train_labels[trval_orig] if raw.train_labels is not None else np.full(len(noisy), -1)
+        log.info("real noise: the given labels are used as they are (--noise_ratio is not applied)")
+        return noisy, clean
+    # Synthetic noise on a real-noise dataset corrupts its gold labels if it has them, else the given
+    # labels (then taken as clean).
+    base = raw.train_labels if raw.train_labels is not None else raw.noisy_train_labels
+    clean = base[trval_orig].astype(np.int64)
+    features = None
+    if cfg.noise_type == "IDN":
+        from src.data.features import mean_pooled_features
+        features = mean_pooled_features(model_dir, tokens.subset(np.arange(len(clean))), tokenizer.pad_token_id,
+                                        device, cfg.eval_batch_size)
+    rng = np.random.default_rng(cfg.seed)
+    parts = []
+    for sl in (slice(0, n_train), slice(n_train, len(clean))):
+        f = features[sl] if features is not None else None
+        try:
+            parts.append(noise_lib.corrupt(clean[sl], cfg.noise_type, cfg.noise_ratio, C, rng, f))
+        except ValueError as e:
+            raise UserError(f"--noise_ratio: {e}") from None
+    return np.concatenate(parts), clean

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported anywhere
 
 from pathlib import Path
 
