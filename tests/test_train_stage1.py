@@ -184,3 +184,20 @@ def test_dropout_mask_is_the_keep_mask_scaled_and_follows_its_generator():
         layer.generator = torch.Generator().manual_seed(8)
         outs.append(layer(x))
     assert torch.equal(outs[0], outs[1])
+
+
+def test_epoch_selection_uses_the_noisy_validation_labels():
+    """The selected epoch is the one whose ensemble is most accurate on the NOISY validation
+    labels (here deliberately different from the clean ones), ties to the earlier epoch."""
+    from src.model.train_stage1 import Selection, Stage1Data
+    C, n_tr, n_va = 3, 2, 4
+    noisy = np.array([0, 1, 2, 2, 2, 0])                 # validation rows 2..5 carry labels 2, 2, 2, 0
+    data = Stage1Data(tokens=None, noisy=noisy, n_train=n_tr, n_val=n_va, pad_id=0)
+    sel = Selection(np.zeros((2, 3, 6, C), np.float32))
+    preds = [[2, 2, 2, 0], [0, 1, 2, 0], [2, 2, 2, 0]]   # epoch 0 matches the noisy labels fully, so does 2
+    for e, pr in enumerate(preds):
+        p = np.full((6, C), 0.1, np.float32)
+        p[np.arange(n_tr, 6), pr] = 0.8
+        acc = sel.record(e, [(np.zeros((6, 4), np.float32), p)] * 2, None, data)
+        sel.select(e, acc, [], keep=False)
+    assert sel.val_acc == [1.0, 0.5, 1.0] and sel.best_epoch == 0

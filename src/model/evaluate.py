@@ -5,7 +5,7 @@ from typing import Dict, Optional
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.metrics import f1_score, precision_recall_fscore_support, roc_auc_score
 
 
 @torch.inference_mode()
@@ -62,9 +62,8 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray) -> Dict[str, f
 
 def detection_metrics(flags: np.ndarray, scores: np.ndarray, is_noisy: np.ndarray) -> Dict[str, Optional[float]]:
     """Precision/recall/F1 of the flags and AUROC of the scores against the true corruption mask."""
-    tp = float((flags & is_noisy).sum())
-    prec = tp / flags.sum() if flags.sum() else 0.0
-    rec = tp / is_noisy.sum() if is_noisy.sum() else 0.0
-    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+    prec, rec, f1, _ = precision_recall_fscore_support(np.asarray(is_noisy, bool), np.asarray(flags, bool),
+                                                       average="binary", zero_division=0)
+    prec, rec, f1 = float(prec), float(rec), float(f1)
     auroc = float(roc_auc_score(is_noisy, scores)) if 0 < is_noisy.sum() < len(is_noisy) else None
     return {"precision": prec, "recall": rec, "f1": f1, "auroc": auroc}
