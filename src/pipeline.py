@@ -205,9 +205,9 @@ def run(cfg: Config) -> Optional[dict]:
     with timed(timings, "methods"):
         outs, dyn, cleaning, estimate = step_methods(cfg, data, s1, rt)
     if estimate is not None:
-        log.info("noise rate estimated on %d held-out validation labels: %.4f%s (%s); flagged: %s", estimate.n,
-                 estimate.rate, f" [{estimate.ci_low:.3f}, {estimate.ci_high:.3f}]" if estimate.ci_low is not None
-                 else "", estimate.method, dyn.how)
+        ci = f" [{estimate.ci_low:.3f}, {estimate.ci_high:.3f}]" if estimate.ci_low is not None else ""
+        log.info("noise rate estimate: %.4f%s (%s on %d samples); flagged: %s", estimate.rate, ci,
+                 estimate.method, estimate.n, dyn.how)
     cl = None
     if cfg.compare_cleanlab:
         with timed(timings, "cleanlab"):
