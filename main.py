@@ -37,6 +37,9 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if argv is None:  # a real process: treat SIGTERM like Ctrl-C (checkpoint kept, clean exit)
         signal.signal(signal.SIGTERM, _sigterm)
+        # and Ctrl-C always interrupts: a shell starting a job in the background (`cmd &`) leaves
+        # SIGINT ignored, and Python then never raises KeyboardInterrupt
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         cfg = config_from_args(argv)
         from src import pipeline
