@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # 20news: the largest subset whose 3 seeds fit a session on 2 CPU cores; lr as trec's sweep (not swept).
 DATASET_FLAGS = {
     "trec": ["--preset", "trec"],
-    "20news": ["--dataset", "20news", "--max_train_samples", "2500", "--max_test_samples", "1000",
-               "--max_len", "128", "--epochs", "6", "--lr", "1e-4", "--train_batch_size", "32",
+    "20news": ["--dataset", "20news", "--max_train_samples", "2500", "--max_test_samples", "500",
+               "--max_len", "128", "--epochs", "5", "--lr", "1e-4", "--train_batch_size", "32",
                "--eval_batch_size", "128", "--n_model", "2", "--vae_epochs", "10"],
 }
 PARTS = ("all_rows", "train_rows", "validation_rows")

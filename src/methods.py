@@ -24,7 +24,7 @@ import numpy as np
 from src.dynamics.flag_count import flag_rate
 from src.dynamics.noise_rate import choose_noise_rate
 from src.errors import UserError
-from src.variants import VARIANTS, DynamicsResult, Stage2Inputs, dynamics, run_variant
+from src.variants import VARIANTS, DynamicsResult, Stage2Inputs, dynamics_scores, flag_by_rate, run_variant
 
 log = logging.getLogger("dygen")
 
@@ -68,7 +68,6 @@ class MethodInputs:
     s1: object                     # Stage1Result: z (M,E,N_all,D), probs (M,E,N_all,C), best_epoch
     stage2: Stage2Inputs
     stage1_of: Callable[[object], object]
-    estimate: Optional[object] = None   # NoiseRateEstimate, set by the dynamics step
 
 
 def fit_rows(n_train: int) -> np.ndarray:
@@ -158,19 +157,13 @@ RUNNERS: Dict[str, Callable[[MethodInputs], MethodOutput]] = {
     "single": run_single, "cr": run_cr, "traj_lr": run_traj_lr, "cleanlab_lr": run_cleanlab_lr}
 
 
-def estimate_rate(inp: MethodInputs) -> Callable[[np.ndarray], Tuple[float, str]]:
-    """rate_of for `dynamics`: the flag rate, with the noise rate estimated on the held-out noisy
-    validation rows (the stage-1 ensemble at its selected epoch never trained on them); the
-    estimate is kept in `inp.estimate`."""
-    st, cfg = inp.stage2, inp.cfg
+def estimate_noise(st: Stage2Inputs, train_scores: np.ndarray, seed: int):
+    """The noise rate estimated on the held-out noisy validation rows (the stage-1 ensemble at
+    its selected epoch never trained on them); the mixture on the training rows' dynamics
+    scores below `MIN_HELDOUT` of them."""
     val = np.setdiff1d(np.arange(st.n_trval), st.fit)
-
-    def rate_of(train_scores: np.ndarray):
-        inp.estimate = choose_noise_rate(st.noisy[val], st.probs[:, st.best, val].mean(0), train_scores,
-                                         num_classes=st.num_classes, seed=cfg.seed)
-        return flag_rate(noise_type=cfg.noise_type, noise_ratio=cfg.noise_ratio, flag_ratio=cfg.flag_ratio,
-                         estimate_noise_rate=cfg.estimate_noise_rate, estimate=inp.estimate)
-    return rate_of
+    return choose_noise_rate(st.noisy[val], st.probs[:, st.best, val].mean(0), train_scores,
+                             num_classes=st.num_classes, seed=seed)
 
 
 def clean_labels(inp: MethodInputs, dygen: MethodOutput, rate: float, ci_low: Optional[float]) -> LabelCleaning:
@@ -189,8 +182,14 @@ def clean_labels(inp: MethodInputs, dygen: MethodOutput, rate: float, ci_low: Op
 
 
 def run_methods(inp: MethodInputs, names: List[str]):
-    """(outputs per method, the dynamics result DyGen's flags came from, the label cleaning)."""
-    dyn = dynamics(inp.stage2, estimate_rate(inp))
+    """(outputs per method, the dynamics result DyGen's flags came from, the label cleaning, the
+    noise-rate estimate)."""
+    st, cfg = inp.stage2, inp.cfg
+    own, scores = dynamics_scores(st)
+    estimate = estimate_noise(st, scores.mean(0)[st.fit], cfg.seed)
+    rate, how = flag_rate(noise_type=cfg.noise_type, noise_ratio=cfg.noise_ratio, flag_ratio=cfg.flag_ratio,
+                          estimate_noise_rate=cfg.estimate_noise_rate, estimate=estimate)
+    dyn = flag_by_rate(st, own, scores, rate, how)
     log.info("dynamics: flagging %d of %d training samples (%s)", dyn.n_flag, len(inp.stage2.fit), dyn.how)
     outs: Dict[str, MethodOutput] = {}
     for name in names:
@@ -198,5 +197,5 @@ def run_methods(inp: MethodInputs, names: List[str]):
         outs[name] = RUNNERS[name](inp) if name in RUNNERS else run_stage2_variant(inp, name, dyn)
         outs[name].seconds = round(time.perf_counter() - t0, 3)
     rate = dyn.n_flag / max(1, len(inp.stage2.fit))
-    ci = inp.estimate.ci_low if "estimated" in dyn.how else None
-    return outs, dyn, clean_labels(inp, outs["dygen"], rate, ci)
+    ci = estimate.ci_low if "estimated" in dyn.how else None
+    return outs, dyn, clean_labels(inp, outs["dygen"], rate, ci), estimate

@@ -138,8 +138,7 @@ def step_methods(cfg: Config, data: MethodData, s1, rt: Runtime):
                       data.num_classes)
     names = parse_methods(",".join(["cr", "dygen", cfg.variants]))
     inp = MethodInputs(cfg, s1, st, stage1_of)
-    outs, dyn, cleaning = run_methods(inp, names)
-    return outs, dyn, cleaning, inp.estimate
+    return run_methods(inp, names)
 
 
 def step_cleanlab_detection(cfg: Config, data: MethodData, rt: Runtime) -> dict:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -107,27 +107,32 @@ def trajectory_features(z_m: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(z_m, dtype=np.float32).transpose(1, 0, 2).reshape(N, E * D))
 
 
-def known_rate(inp: Stage2Inputs) -> Callable[[np.ndarray], Tuple[float, str]]:
+def known_rate(cfg) -> Tuple[float, str]:
     """The flag rate when nothing is estimated: --flag_ratio, or the known synthetic rate."""
-    cfg = inp.cfg
-    return lambda scores: flag_rate(noise_type=cfg.noise_type, noise_ratio=cfg.noise_ratio,
-                                    flag_ratio=cfg.flag_ratio)
+    return flag_rate(noise_type=cfg.noise_type, noise_ratio=cfg.noise_ratio, flag_ratio=cfg.flag_ratio)
 
 
-def dynamics(inp: Stage2Inputs, rate_of: Optional[Callable[[np.ndarray], Tuple[float, str]]] = None
-             ) -> DynamicsResult:
-    """Per model: own-label distances per epoch (centroids of the TRAINING rows' noisy labels),
-    the dynamics score, and flags: the top floor(rate x N_fit) training rows, the same score
-    threshold applied to the validation rows. rate_of(mean score of the training rows) -> (rate,
-    how it was chosen); default `known_rate`."""
+def dynamics_scores(inp: Stage2Inputs) -> Tuple[np.ndarray, np.ndarray]:
+    """Per model: own-label distances per epoch (M, E, N_trval), to the centroids of the
+    TRAINING rows' noisy labels, and the dynamics score (M, N_trval)."""
     M, trval = inp.z.shape[0], slice(0, inp.n_trval)
     own = np.stack([own_label_distances(inp.z[m][:, trval], inp.noisy, inp.num_classes, fit=inp.fit)
-                    for m in range(M)])                                  # (M, E, N_trval)
-    scores = np.stack([dynamics_score(o) for o in own])                # (M, N_trval)
-    rate, how = (rate_of or known_rate(inp))(scores.mean(0)[inp.fit])
+                    for m in range(M)])
+    return own, np.stack([dynamics_score(o) for o in own])
+
+
+def flag_by_rate(inp: Stage2Inputs, own: np.ndarray, scores: np.ndarray, rate: float, how: str) -> DynamicsResult:
+    """Flags: per model, the top floor(rate x N_fit) training rows by score, and the same score
+    threshold applied to the validation rows."""
     n_flag = int(np.floor(rate * len(inp.fit)))
     flags = np.stack([threshold_flags(s, inp.fit, n_flag) for s in scores])
     return DynamicsResult(scores, flags, own, threshold_flags(scores.mean(0), inp.fit, n_flag), n_flag, how)
+
+
+def dynamics(inp: Stage2Inputs, rate: Optional[Tuple[float, str]] = None) -> DynamicsResult:
+    """Scores and flags; rate: (flag rate, how it was chosen), default `known_rate`."""
+    own, scores = dynamics_scores(inp)
+    return flag_by_rate(inp, own, scores, *(rate or known_rate(inp.cfg)))
 
 
 def features(inp: Stage2Inputs, v: Variant, m: int) -> np.ndarray:

@@ -18,7 +18,7 @@ def run_all(z, probs, noisy):
     st = inputs(z, probs, noisy, fit=methods.fit_rows(N_TR))
     s1 = Stage1Result(z, probs, 1, [0.1, 0.3, 0.2])
     single = Stage1Result(z[:1], probs[:1], 2, [0.1, 0.2, 0.3])      # stands in for `single`'s own stage 1
-    outs, _, _ = run_methods(MethodInputs(st.cfg, s1, st, stage1_of=lambda cfg: single), list(METHODS))
+    outs, _, _, _ = run_methods(MethodInputs(st.cfg, s1, st, stage1_of=lambda cfg: single), list(METHODS))
     return outs
 
 
@@ -95,7 +95,7 @@ def test_label_cleaning_behind_the_safety_valve(stage1):
     z, probs, noisy = stage1
     st = inputs(z, probs, noisy, fit=methods.fit_rows(N_TR))
     inp = MethodInputs(st.cfg, Stage1Result(z, probs, 1, [0.1, 0.3, 0.2]), st, stage1_of=None)
-    outs, dyn, opened = run_methods(inp, ["cr", "dygen"])          # known rate 0.2: the valve stays open
+    outs, dyn, opened, _ = run_methods(inp, ["cr", "dygen"])          # known rate 0.2: the valve stays open
     dy = outs["dygen"]
     assert not opened.valve_closed and np.array_equal(opened.dygen, dy.corrected.argmax(1))
     closed = methods.clean_labels(inp, dy, rate=0.01, ci_low=0.0)   # a near-clean file

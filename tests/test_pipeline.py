@@ -140,10 +140,10 @@ def test_a_reinjected_leak_is_caught(real_runs):
     tmp, mp, a, _ = real_runs
     import src.methods
     from src.dynamics import euclidean_dist
-    from src.variants import dynamics as real_dynamics
+    from src.variants import dynamics_scores as real_scores
 
     def leak(mp_, seen):
-        def leaky(inp, rate=None):
+        def leaky(inp):
             real_own = euclidean_dist.own_label_distances
 
             def own(z, labels, C, fit=None):   # centroids of the training rows AND the test rows' gold labels
@@ -153,8 +153,8 @@ def test_a_reinjected_leak_is_caught(real_runs):
                 fit_all = np.concatenate([fit, np.arange(len(labels), len(lab))])
                 return real_own(both, lab, C, fit=fit_all)[:, :len(labels)]
             mp_.setattr("src.variants.own_label_distances", own)
-            return real_dynamics(inp, rate)
-        mp_.setattr(src.methods, "dynamics", leaky)
+            return real_scores(inp)
+        mp_.setattr(src.methods, "dynamics_scores", leaky)
 
     leaked_a = _real_run(tmp, mp, "a", leak=leak)                     # stage 1 from run a's cache
     leaked_b = _real_run(tmp, mp, "a", change_oracle=True, leak=leak)
