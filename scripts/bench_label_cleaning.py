@@ -49,8 +49,11 @@ def run_main(dataset: str, seed: int, ratio: float, out_dir: Path, log: Path) ->
                "--output_dir", str(out_dir), "--no_plots"]
         print("running:", " ".join(cmd[1:]), flush=True)
         with open(log, "a") as fh:
-            subprocess.run(cmd, check=True, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
+            rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT).returncode
         done = sorted(out_dir.glob("runs/*/metrics.json"))
+        if rc != 0 or not done:
+            raise SystemExit(f"main.py failed (exit {rc}) for {dataset} seed {seed}: see {log}; "
+                             "finished rows are kept, a rerun resumes")
     return done[-1]
 
 
