@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -190,12 +190,12 @@ def run_methods(inp: MethodInputs, names: List[str]):
     rate, how = flag_rate(noise_type=cfg.noise_type, noise_ratio=cfg.noise_ratio, flag_ratio=cfg.flag_ratio,
                           estimate_noise_rate=cfg.estimate_noise_rate, estimate=estimate)
     dyn = flag_by_rate(st, own, scores, rate, how)
-    log.info("dynamics: flagging %d of %d training samples (%s)", dyn.n_flag, len(inp.stage2.fit), dyn.how)
+    log.info("dynamics: flagging %d of %d training samples (%s)", dyn.n_flag, len(st.fit), dyn.how)
     outs: Dict[str, MethodOutput] = {}
     for name in names:
         t0 = time.perf_counter()
         outs[name] = RUNNERS[name](inp) if name in RUNNERS else run_stage2_variant(inp, name, dyn)
         outs[name].seconds = round(time.perf_counter() - t0, 3)
-    rate = dyn.n_flag / max(1, len(inp.stage2.fit))
+    flagged_share = dyn.n_flag / max(1, len(st.fit))     # the rate after flooring to whole samples
     ci = estimate.ci_low if "estimated" in dyn.how else None
-    return outs, dyn, clean_labels(inp, outs["dygen"], rate, ci), estimate
+    return outs, dyn, clean_labels(inp, outs["dygen"], flagged_share, ci), estimate
