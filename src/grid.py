@@ -329,3 +329,32 @@ def accuracy_series(rows: Sequence[dict], methods: Sequence[str] = METHODS) -> d
             out.setdefault(nt, {}).setdefault(m, []).append((r, mean, std))
     order = {"SN": 0, "ASN": 1, "IDN": 2}
     return {nt: {m: out[nt][m] for m in methods if m in out[nt]} for nt in sorted(out, key=lambda x: order.get(x, 9))}
+
+
+# ---- reproduction check -------------------------------------------------------------------
+
+def reproduction(committed: Sequence[dict], rerun: Sequence[dict], noise_type: str, ratio: float, seed: int,
+                 metric: str = "test_acc") -> List[dict]:
+    """Rerun of one setting (noise type, ratio, seed) against the committed grid, per method:
+    the committed value at that seed, the rerun's, their difference, and the committed spread
+    over seeds (mean, sample std, n). `within` = |difference| <= that std: a rerun differs
+    from the committed value by less than one seed differs from another (None below 2 seeds).
+    `same_config` says whether both rows carry the same configuration hash."""
+    ps = per_seed(committed, metric)
+    def at(rows, m):
+        for r in rows:
+            if (r["noise_type"], float(r["noise_ratio"]), int(r["seed"]), r["method"]) == (noise_type, float(ratio), int(seed), m):
+                return r
+        return None
+    out = []
+    for m in dict.fromkeys(r["method"] for r in rerun):
+        new, old = at(rerun, m), at(committed, m)
+        a, b = _num((new or {}).get(metric)), _num((old or {}).get(metric))
+        if a is None or b is None:
+            continue
+        mean, std, n = mean_std(list(ps[(noise_type, float(ratio), m)].values()))
+        d = a - b
+        out.append({"method": m, "committed": b, "rerun": a, "diff": d, "seed_mean": mean, "seed_std": std,
+                    "n_seeds": n, "within": (abs(d) <= std + 1e-12) if n >= 2 else None,
+                    "same_config": new["config_hash"] == old["config_hash"]})
+    return out

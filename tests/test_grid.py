@@ -109,3 +109,60 @@ def test_tiny_grid_resumes_and_recomputes_nothing(tiny_bert_dir, tmp_path, monke
     assert len(grid.read_rows(out / "results.csv")) == 8
     md = (out / "results.md").read_text()
     assert "| dygen |" in md and "| cleanlab |" in md and (out / "grid_accuracy.png").stat().st_size > 1000
+
+
+def test_reproduction_against_the_committed_seed_spread():
+    committed = _rows()
+    committed[-1]["config_hash"] = "old"                       # ASN 40% dygen ran with another config
+    rerun = [{**r, "test_acc": v} for r, v in (
+        (committed[1], "0.65"),    # dygen seed 2: 0.60 -> 0.65, spread (std) 0.10: within
+        (committed[4], "0.60"),    # cr seed 2: 0.55 -> 0.60, std sqrt(0.0003) = 0.0173: outside
+    )]
+    rep = {r["method"]: r for r in grid.reproduction(committed, rerun, "SN", 0.2, 2)}
+    assert set(rep) == {"dygen", "cr"}
+    assert math.isclose(rep["dygen"]["diff"], 0.05) and math.isclose(rep["dygen"]["seed_std"], 0.1)
+    assert rep["dygen"]["within"] is True and rep["dygen"]["same_config"] is True
+    assert math.isclose(rep["cr"]["seed_std"], math.sqrt(0.0003)) and rep["cr"]["within"] is False
+    one = grid.reproduction(committed, [{**committed[-1], "config_hash": "h"}], "ASN", 0.4, 1)
+    assert one[0]["within"] is None and one[0]["diff"] == 0 and one[0]["same_config"] is False
+    assert grid.reproduction(committed, rerun, "SN", 0.2, 3) == []      # the rerun holds seed 2 only
+    # a method the committed grid lacks is not compared
+    assert grid.reproduction(committed, [{**committed[1], "method": "npc"}], "SN", 0.2, 2) == []
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_reproduce_cell_rewrites_only_the_grid_flags():
+    rc = _load("reproduce_cell")
+    argv = rc.grid_argv("python3 scripts/run_grid.py --dataset trec --noise_types SN ASN --ratios 0.2 0.4 "
+                        "--seeds 1 2 3 --output_dir cache --results docs/grid/trec.csv -- --preset trec --seed 9")
+    new = rc.override(argv, noise_types="IDN", ratios=0.4, seeds=2, output_dir="/tmp/r", results="/tmp/r/x.csv")
+    assert new == ["--dataset", "trec", "--noise_types", "IDN", "--ratios", "0.4", "--seeds", "2",
+                   "--output_dir", "/tmp/r", "--results", "/tmp/r/x.csv", "--", "--preset", "trec", "--seed", "9"]
+    with pytest.raises(ValueError):
+        rc.grid_argv("python3 main.py --preset trec")
+
+
+def test_a_rerun_from_scratch_reproduces_the_committed_cell_exactly(tiny_bert_dir, tmp_path, capsys):
+    script, rc = _load_script(), _load("reproduce_cell")
+    committed = tmp_path / "committed" / "results.csv"
+    argv = ["--noise_types", "SN", "--ratios", "0.2", "--seeds", "1", "--methods", "dygen,cr,traj_lr",
+            "--output_dir", str(tmp_path / "grid"), "--results", str(committed), "--",
+            *tiny_args(tiny_bert_dir, tmp_path)]
+    assert script.main(argv) == 0
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "x").write_text("")
+    args = ["--results", str(committed), "--noise_type", "SN", "--ratio", "0.2", "--seed", "1"]
+    assert rc.main(args + ["--output_dir", str(busy)]) == 2          # a used folder could hold a cache
+    assert rc.main(args[:-1] + ["7", "--output_dir", str(tmp_path / "r0")]) == 2   # no such committed seed
+    assert rc.main(args + ["--output_dir", str(tmp_path / "r")]) == 0
+    rep = grid.reproduction(grid.read_rows(committed), grid.read_rows(tmp_path / "r" / "results.csv"), "SN", 0.2, 1)
+    assert sorted(r["method"] for r in rep) == ["cr", "dygen", "traj_lr"]
+    assert all(r["diff"] == 0 and r["same_config"] for r in rep)     # same seed, same machine: bit-identical
+    assert "| dygen |" in capsys.readouterr().out
