@@ -31,7 +31,7 @@ log = logging.getLogger("dygen")
 METHODS = ("single", "cr", "traj_lr", "cleanlab_lr", "npc", "dygen", "dygen-no-dynamics", "dygen-no-prior",
            "dygen-no-coreg")
 RENAMED = {"base": "single"}
-LR_CS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)   # inverse regularisation strengths tried by the LR methods
+from src.baselines.traj_lr import DEFAULT_CS as LR_CS, grid_edge   # the C grid of the LR methods
 SINGLE_OVERRIDES = dict(n_model=1, alpha_t_hi=0.0)   # `single`'s own stage 1
 
 
@@ -121,6 +121,12 @@ def _per_model_lr(inp: MethodInputs, fit_one) -> MethodOutput:
     probs = np.mean([r.probs for r in results], axis=0)                # (N_trval + N_test, C)
     info = {"C_per_model": [r.C for r in results],
             "val_acc_noisy_per_C": [{f"{c:g}": a for c, a in r.val_acc.items()} for r in results]}
+    edges = [grid_edge(r.C, LR_CS) for r in results]
+    if any(edges):
+        info["C_at_grid_edge"] = edges
+        log.warning("%s: C chosen at the %s edge of the grid %s; the best C may lie beyond it",
+                    "cleanlab_lr" if hasattr(results[0], "n_removed") else "traj_lr",
+                    "/".join(sorted(set(e for e in edges if e))), ", ".join(f"{c:g}" for c in LR_CS))
     if hasattr(results[0], "n_removed"):
         info["n_removed_per_model"] = [int(r.n_removed) for r in results]
     return MethodOutput(probs[st.n_trval:], probs[:st.n_trval], info)

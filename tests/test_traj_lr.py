@@ -42,7 +42,7 @@ def test_separable_problem_is_fit_exactly():
     assert res.probs.shape == (60, 3)
     np.testing.assert_allclose(res.probs.sum(1), 1.0, atol=1e-9)
     assert (res.probs.argmax(1) == y_te).mean() == 1.0
-    assert set(res.val_acc) == {1e-4, 1e-3, 1e-2, 1e-1, 1.0} and res.C in res.val_acc
+    assert set(res.val_acc) == {1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0} and res.C in res.val_acc
 
 
 @pytest.mark.parametrize("val_label, chosen, accs", [(1, 1.0, (0.0, 1.0)), (0, 1e-4, (1.0, 0.0))])
@@ -126,3 +126,10 @@ def test_choosing_c_without_validation_rows_is_refused():
     x = np.random.default_rng(7).normal(size=(10, 2))
     with pytest.raises(ValueError):
         fit_lr_select_c(x, np.arange(10) % 2, x[:0], np.zeros(0, int), x, num_classes=2, Cs=(0.1, 1.0))
+
+
+def test_grid_edge_names_a_choice_at_either_end_of_the_grid():
+    from src.baselines.traj_lr import grid_edge
+    grid = (1e-2, 1e-6, 1.0)                        # any order
+    assert [grid_edge(c, grid) for c in (1e-6, 1e-2, 1.0)] == ["low", "", "high"]
+    assert grid_edge(0.1, (0.1,)) == ""             # one value: nothing was chosen, no edge
