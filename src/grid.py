@@ -283,9 +283,10 @@ def best_rival_table(rows: Sequence[dict], metric: str, ref: str = "dygen", riva
 def results_markdown(rows: Sequence[dict], methods: Sequence[str] = METHODS, command: str = "") -> str:
     n_settings = len({(r["noise_type"], r["noise_ratio"], r["seed"]) for r in rows})
     walls = {}
-    for r in rows:  # one wall time per setting (a setting = one pipeline run)
+    for r in rows:  # one wall time per pipeline run; a setting topped up later (a new method) had two
         if _num(r.get("setting_wall_s")) is not None:
-            walls[(r["noise_type"], r["noise_ratio"], r["seed"], r["config_hash"])] = float(r["setting_wall_s"])
+            key = r.get("run_dir") or (r["noise_type"], r["noise_ratio"], r["seed"], r["config_hash"])
+            walls[key] = float(r["setting_wall_s"])
     datasets = sorted({r["dataset"] for r in rows})
     parts = [f"# Results: {', '.join(datasets)}",
              f"{len(rows)} cells from {n_settings} settings (noise type x ratio x seed); "

@@ -59,6 +59,9 @@ def test_paired_comparison_against_the_closed_form_t_test():
     assert "| ASN 40% | cr | -10.0 ± 0.0 | 0/0/1 | n/a | n/a (1 seed) |" in sig   # no spread from one seed
     md = grid.results_markdown(rows, ["single", "cr", "dygen"], command="cmd")
     assert "11 cells from 4 settings" in md and "`cmd`" in md and "3.0 min" in md
+    # a setting topped up by a second run (another run folder): both runs' wall times count
+    topped = rows + [{**rows[0], "method": "npc", "run_dir": "later", "setting_wall_s": "30"}]
+    assert "3.5 min" in grid.results_markdown(topped, ["single", "cr", "dygen", "npc"])
 
 
 def test_dygen_against_the_best_other_method_per_setting():
