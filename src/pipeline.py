@@ -28,6 +28,7 @@ from src.evaluation import Evaluation, evaluate
 from src.methods import LabelCleaning, MethodInputs, MethodOutput, fit_rows, parse_methods, run_methods
 from src.model.loading import load_tokenizer, resolve_model_dir
 from src.runtime import allocator, distributed
+from src.runtime.amp import amp_dtype, set_cpu_bf16
 from src.runtime.device import pick_device
 from src.runtime.perf import new_perf as train_stage1_perf
 from src.runtime.threads import configure_threads
@@ -63,6 +64,7 @@ def timed(timings: dict, name: str):
 
 def setup(cfg: Config) -> Runtime:
     device = distributed.init_from_env(pick_device(cfg.device))
+    set_cpu_bf16(cfg.cpu_bf16 and device.type == "cpu")
     world = distributed.world_size()
     threads = configure_threads(int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     model_dir = resolve_model_dir(cfg.bert)
@@ -83,9 +85,11 @@ def step_data(cfg: Config, rt: Runtime) -> Tuple[Config, MethodData, Oracle]:
             distributed.barrier()
     cfg = fit_to_data(cfg, data)
     check_resources(cfg, data, rt)
-    log.info("%s: %d classes; %d train / %d validation / %d test; max_len %d; device %s; %d thread(s); malloc %s%s",
-             cfg.dataset, data.num_classes, data.n_train, data.n_val, len(data.test_idx), effective_max_len(cfg),
-             rt.device, rt.threads, allocator.active(),
+    prec = amp_dtype(rt.device)
+    log.info("%s: %d classes; %d train / %d validation / %d test; max_len %d; device %s (%s); %d thread(s); "
+             "malloc %s%s", cfg.dataset, data.num_classes, data.n_train, data.n_val, len(data.test_idx),
+             effective_max_len(cfg), rt.device, str(prec).replace("torch.", "") if prec else "fp32", rt.threads,
+             allocator.active(),
              f"; {rt.world} processes (rank {distributed.rank()})" if rt.world > 1 else "")
     return cfg, data, oracle
 

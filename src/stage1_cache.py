@@ -40,7 +40,7 @@ CKPT_FORMAT = 1
 def stage1_keys():
     return data_cache_keys() + ("n_model", "epochs", "lr", "weight_decay", "train_batch_size",
                                 "alpha_t_hi", "clip_gradient_norm", "length_bucket", "cpu_dropout",
-                                "parallel_models")
+                                "parallel_models", "cpu_bf16")
 
 
 def stage1_dir(cfg: Config) -> Path:

@@ -180,3 +180,17 @@ def test_the_edges_of_each_range_are_accepted():
                             "--weight_decay", "0", "--prior_epoch", "10", "--noise_type", "asn"])
     assert (cfg.noise_ratio, cfg.flag_ratio, cfg.max_len, cfg.seed) == (0.0, 0.99, 8, 2 ** 32 - 1)
     assert cfg.noise_type == "ASN" and math.isfinite(cfg.lr)
+
+
+def test_the_committed_grid_cells_keep_their_configuration_hash():
+    """A field added later (HASH_NEUTRAL, e.g. cpu_bf16) must not change the hash of the runs
+    made before it: the committed TREC grid's cells would otherwise be recomputed. Setting it
+    does change the hash."""
+    import csv
+    from conftest import ROOT
+    from src import grid
+    row = next(csv.DictReader(open(ROOT / "docs/grid/trec.csv")))
+    kw = dict(dataset="trec", preset="trec", noise_type=row["noise_type"], noise_ratio=float(row["noise_ratio"]),
+              seed=int(row["seed"]))
+    assert grid.config_hash(make_config(**kw)) == row["config_hash"]
+    assert grid.config_hash(make_config(**kw, cpu_bf16=True)) != row["config_hash"]

@@ -201,3 +201,25 @@ def test_epoch_selection_uses_the_noisy_validation_labels():
         acc = sel.record(e, [(np.zeros((6, 4), np.float32), p)] * 2, None, data)
         sel.select(e, acc, [], keep=False)
     assert sel.val_acc == [1.0, 0.5, 1.0] and sel.best_epoch == 0
+
+
+def test_cpu_bf16_runs_stage1_in_bf16_close_to_fp32(tiny_bert_dir, two_threads):
+    """--cpu_bf16: the same stage 1 (threads, co-regularisation, no dropout so nothing random)
+    in bf16 autocast gives trajectories and probabilities near fp32's, yet not fp32's (bf16 was
+    used), and deterministic; switching it off restores fp32 exactly."""
+    from src.runtime import amp
+    z32, p32 = _train(_models(tiny_bert_dir, dropout=False), "auto")
+    amp.set_cpu_bf16(True)
+    try:
+        with amp.autocast(torch.device("cpu")):
+            assert torch.nn.Linear(4, 4)(torch.ones(2, 4)).dtype == torch.bfloat16
+        zb, pb = _train(_models(tiny_bert_dir, dropout=False), "auto")
+        zb2, _ = _train(_models(tiny_bert_dir, dropout=False), "auto")
+    finally:
+        amp.set_cpu_bf16(False)
+    assert np.array_equal(zb, zb2)
+    rel = np.linalg.norm(zb - z32, axis=-1) / np.linalg.norm(z32, axis=-1)
+    assert 0 < rel.max() < 0.1, rel.max()
+    assert np.abs(pb - p32).max() < 0.05
+    z_again, _ = _train(_models(tiny_bert_dir, dropout=False), "auto")
+    assert np.array_equal(z_again, z32)
