@@ -137,13 +137,16 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def hash(self, keys) -> str:
-        """Short stable hash of the named fields (what a cache depends on). A field added after
-        results were committed (HASH_NEUTRAL) counts only when set away from its default, so the
-        caches and grid cells made before it keep their hashes."""
-        vals = {k: getattr(self, k) for k in sorted(keys)
+    def key_items(self, keys) -> dict:
+        """The named fields a cache or a grid cell depends on. A field added after results were
+        committed (HASH_NEUTRAL) counts only when set away from its default, so the caches and
+        grid cells made before it keep their keys (hash and recorded settings alike)."""
+        return {k: getattr(self, k) for k in sorted(keys)
                 if not (k in HASH_NEUTRAL and getattr(self, k) == HASH_NEUTRAL[k])}
-        blob = json.dumps(vals, sort_keys=True, default=str)
+
+    def hash(self, keys) -> str:
+        """Short stable hash of key_items(keys)."""
+        blob = json.dumps(self.key_items(keys), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

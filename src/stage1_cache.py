@@ -53,7 +53,7 @@ def ckpt_path(cfg: Config) -> Path:
 
 def _settings(cfg: Config) -> dict:
     # through JSON so that tuples/None compare as they were stored
-    return json.loads(json.dumps({k: getattr(cfg, k) for k in stage1_keys()}, default=str))
+    return json.loads(json.dumps(cfg.key_items(stage1_keys()), default=str))
 
 
 def file_sha256(path: Path, chunk: int = 1 << 24) -> str:
@@ -120,8 +120,10 @@ def _load_checkpoint(cfg: Config, shape, mmap_mode: str = "r+") -> Tuple[Optiona
         ck = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(ck, dict) or ck.get("format") != CKPT_FORMAT:
             raise ValueError("unknown checkpoint format")
-        if ck.get("hash") != d.name or ck.get("config") != _settings(cfg):
+        if ck.get("hash") != d.name:
             raise ValueError(f"configuration hash {ck.get('hash')!r} does not match {d.name!r}")
+        if ck.get("config") != _settings(cfg):
+            raise ValueError("settings recorded in the checkpoint differ from this run's")
         if tuple(ck["shape"]) != tuple(shape):
             raise ValueError(f"trajectory shape {tuple(ck['shape'])} differs from {tuple(shape)}")
         k = int(ck["epoch"])

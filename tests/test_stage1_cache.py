@@ -208,3 +208,30 @@ def test_corrupt_cache_is_rebuilt_end_to_end(tiny_bert_dir, tmp_path, caplog, mo
 def _flags(args):
     from src.config import build_parser
     return vars(build_parser().parse_args(args))
+
+
+def test_a_cache_made_before_a_hash_neutral_field_is_still_used(cfg):
+    """A stage-1 cache and checkpoint written before `cpu_bf16` existed (their recorded settings
+    lack it) are still found and used by a run at its default; a run with it set is another
+    configuration."""
+    z, _ = _complete_cache(cfg)
+    d = sc.stage1_dir(cfg)
+    meta = json.loads((d / "meta.json").read_text())
+    assert "cpu_bf16" not in meta["config"]            # what the older code recorded
+    meta["config"]["cpu_bf16"] = False                 # what a non-neutral key would record
+    _edit_meta(d, config=meta["config"])
+    assert sc.load_stage1(cfg, N, C) is None           # recorded settings must be the neutral ones
+    del meta["config"]["cpu_bf16"]
+    _edit_meta(d, config=meta["config"])
+    res = sc.load_stage1(cfg, N, C)
+    assert res is not None and np.array_equal(res.z, z)
+    other = make_config(output_dir=cfg.output_dir, n_model=M, epochs=E, cpu_bf16=True)
+    assert sc.stage1_dir(other) != d and sc.load_stage1(other, N, C) is None
+
+
+def test_checkpoint_made_before_a_hash_neutral_field_resumes(cfg):
+    _checkpoint(cfg, done=2)
+    ck = torch.load(sc.ckpt_path(cfg), weights_only=True)
+    assert "cpu_bf16" not in ck["config"]
+    z, ck = sc.open_stage1(cfg, (M, E, N, D))
+    assert ck is not None and ck["epoch"] == 2
