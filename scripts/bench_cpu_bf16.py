@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench_common import add_timing_flags, minilm  # noqa: E402  (scripts/, beside this file)
+
 
 def cpu_bf16_flags() -> str:
     try:
@@ -36,16 +38,10 @@ def cpu_bf16_flags() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--length", type=int, default=128)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--reps", type=int, default=3, help="steps timed per precision and round")
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--threads", type=int, default=1)
+    add_timing_flags(p, reps=3)
     a = p.parse_args(argv)
     import torch
-    from src.model.loading import load_classifier, resolve_model_dir
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    base = load_classifier(resolve_model_dir("embedded"), 20, 1)
+    base = minilm(a.threads)
     models = {"fp32": base, "bf16": copy.deepcopy(base)}
     opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, m in models.items()}
     x = torch.randint(1000, 20000, (a.batch, a.length))

@@ -20,20 +20,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench_common import add_timing_flags, minilm  # noqa: E402  (scripts/, beside this file)
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--lengths", nargs="+", type=int, default=[16, 128])
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--reps", type=int, default=4, help="steps timed per length and round")
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--threads", type=int, default=1)
+    add_timing_flags(p, reps=4)
     a = p.parse_args(argv)
     import torch
-    from src.model.loading import load_classifier, resolve_model_dir
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    model = load_classifier(resolve_model_dir("embedded"), 20, 1)
+    model = minilm(a.threads)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     times = {L: ([], []) for L in a.lengths}
     for _ in range(a.rounds):
