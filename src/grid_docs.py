@@ -102,4 +102,3 @@ def fill(readme: str, results: str, rows: Sequence[dict], total: int) -> Tuple[s
     readme = replace_block(readme, "grid_verdict", verdict(done))
     results = replace_block(results, "grid_status", results_status(rows, total))
     return readme, results
-
