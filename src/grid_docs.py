@@ -77,14 +77,14 @@ def status_line(rows: Sequence[dict], total: int) -> str:
 
 
 def readme_table(rows: Sequence[dict], total: int) -> str:
-    rows = complete_rows(rows)
+    """`rows`: finished settings only (complete_rows)."""
     return (f"Test accuracy (%) on full TREC, every method fitted on the same noisy training split "
             f"({len(finished_settings(rows))} of {total} settings so far; command and the rest in docs/results.md):"
             f"\n\n" + grid.table(rows, "test_acc", SETTING_METHODS))
 
 
 def results_status(rows: Sequence[dict], total: int) -> str:
-    rows = complete_rows(rows)
+    """`rows`: finished settings only (complete_rows)."""
     return "\n\n".join([
         status_line(rows, total),
         "Test accuracy (%), 500 test questions; mean ± std over seeds (number of seeds):",
@@ -98,7 +98,7 @@ def results_status(rows: Sequence[dict], total: int) -> str:
 def fill(readme: str, results: str, rows: Sequence[dict], total: int) -> Tuple[str, str]:
     """README.md and docs/results.md texts with their generated blocks rebuilt from `rows`."""
     done = complete_rows(rows)
-    readme = replace_block(readme, "quick_grid", readme_table(rows, total))
+    readme = replace_block(readme, "quick_grid", readme_table(done, total))
     readme = replace_block(readme, "grid_verdict", verdict(done))
-    results = replace_block(results, "grid_status", results_status(rows, total))
+    results = replace_block(results, "grid_status", results_status(done, total))
     return readme, results
