@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Rerun one setting of a committed grid from scratch and check it lands within the seed spread.
 
-    python3 scripts/reproduce_cell.py --results docs/grid/trec.csv --noise_type SN --ratio 0.2 \\
+    python3 scripts/reproduce_cell.py --results docs/grid/trec/results.csv --noise_type SN --ratio 0.2 \\
         --seed 1 --output_dir /tmp/repro
 
 Reads the grid's command from grid_command.txt beside the CSV, runs that grid for the one

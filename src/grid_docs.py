@@ -6,9 +6,32 @@ Pure functions: rows (dicts as grid.read_rows returns them) in, markdown out.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
 from src import grid
+
+
+@dataclass(frozen=True)
+class GridDoc:
+    """One dataset's grid: where its CSV lives and how its tables are captioned."""
+    dataset: str
+    csv: str          # relative to the repository root; results.md and the plot go beside it
+    title: str        # as in "Test accuracy (%) on <title>"
+    test_set: str     # what a test accuracy is measured on
+    total: int        # settings in all (noise types x ratios x seeds)
+    preset: str       # main.py's --preset of its stage 1
+
+    def markers(self) -> Tuple[str, str, str]:
+        """The README table, the README verdict and the docs/results.md status block."""
+        return (f"grid_table_{self.dataset}", f"grid_verdict_{self.dataset}", f"grid_status_{self.dataset}")
+
+
+GRIDS = (
+    GridDoc("trec", "docs/grid/trec/results.csv", "full TREC", "500 test questions", 18, "trec"),
+    GridDoc("20news", "docs/grid/20news/results.csv", "20 Newsgroups (4,000 training documents)",
+            "7,528 test documents", 12, "20news"),
+)
 
 SETTING_METHODS = ("single", "cr", "traj_lr", "cleanlab_lr", "npc", "dygen",
                    "dygen-no-dynamics", "dygen-no-prior", "dygen-no-coreg")
@@ -46,7 +69,7 @@ def complete_rows(rows: Sequence[dict], methods: Sequence[str] = SETTING_METHODS
     return [r for r in rows if (r["noise_type"], float(r["noise_ratio"]), int(r["seed"])) in done]
 
 
-def verdict(rows: Sequence[dict], ref: str = "dygen", rivals: Sequence[str] = grid.RIVALS) -> str:
+def verdict(rows: Sequence[dict], ref: str = "dygen", rivals: Sequence[str] = grid.RIVALS, where: str = "") -> str:
     """One plain sentence pair: in how many noise settings `ref` has the best mean test accuracy
     among itself and the rivals, and per setting its paired difference to the best rival."""
     ps, agg = grid.per_seed(rows, "test_acc"), grid.aggregate(rows, "test_acc")
@@ -62,8 +85,8 @@ def verdict(rows: Sequence[dict], ref: str = "dygen", rivals: Sequence[str] = gr
         parts.append(f"{_label(nt, r)}: {100 * t['mean_diff']:+.1f} against {best} "
                      f"({t['wins']}/{t['ties']}/{t['losses']} over {t['n']} seed{'s' if t['n'] != 1 else ''})")
     if not n:
-        return "No noise setting of the grid has finished yet."
-    return (f"Where DyGen wins and where it does not, plainly: DyGen has the best mean test accuracy in "
+        return f"No noise setting of the grid{where} has finished yet."
+    return (f"Where DyGen wins and where it does not, plainly{where}: DyGen has the best mean test accuracy in "
             f"{wins} of the {n} noise setting{'s' if n != 1 else ''} finished so far. DyGen minus the best "
             f"non-DyGen method, in points (wins/ties/losses over seeds): " + "; ".join(parts) + ".")
 
@@ -76,18 +99,23 @@ def status_line(rows: Sequence[dict], total: int) -> str:
     return f"Status: {len(done)} of {total} settings finished ({names or 'none'}){more}"
 
 
-def readme_table(rows: Sequence[dict], total: int) -> str:
+def readme_table(rows: Sequence[dict], spec: GridDoc) -> str:
     """`rows`: finished settings only (complete_rows)."""
-    return (f"Test accuracy (%) on full TREC, every method fitted on the same noisy training split "
-            f"({len(finished_settings(rows))} of {total} settings so far; command and the rest in docs/results.md):"
-            f"\n\n" + grid.table(rows, "test_acc", SETTING_METHODS))
+    done = len(finished_settings(rows))
+    head = (f"Test accuracy (%) on {spec.title}, every method fitted on the same noisy training split "
+            f"({done} of {spec.total} settings so far; command and the rest in docs/results.md)")
+    if not done:
+        return head + ": none finished yet."
+    return head + ":\n\n" + grid.table(rows, "test_acc", SETTING_METHODS)
 
 
-def results_status(rows: Sequence[dict], total: int) -> str:
+def results_status(rows: Sequence[dict], spec: GridDoc) -> str:
     """`rows`: finished settings only (complete_rows)."""
+    if not finished_settings(rows):
+        return status_line(rows, spec.total)
     return "\n\n".join([
-        status_line(rows, total),
-        "Test accuracy (%), 500 test questions; mean ± std over seeds (number of seeds):",
+        status_line(rows, spec.total),
+        f"Test accuracy (%), {spec.test_set}; mean ± std over seeds (number of seeds):",
         grid.table(rows, "test_acc", SETTING_METHODS),
         "DyGen against the best non-DyGen method of each setting (paired over seeds):",
         grid.best_rival_table(rows, "test_acc"),
@@ -95,10 +123,14 @@ def results_status(rows: Sequence[dict], total: int) -> str:
         grid.table(rows, "test_acc_last_epoch", ["single", "cr"])])
 
 
-def fill(readme: str, results: str, rows: Sequence[dict], total: int) -> Tuple[str, str]:
-    """README.md and docs/results.md texts with their generated blocks rebuilt from `rows`."""
-    done = complete_rows(rows)
-    readme = replace_block(readme, "quick_grid", readme_table(done, total))
-    readme = replace_block(readme, "grid_verdict", verdict(done))
-    results = replace_block(results, "grid_status", results_status(done, total))
+def fill(readme: str, results: str, rows_by_dataset: Dict[str, Sequence[dict]],
+         grids: Sequence[GridDoc] = GRIDS) -> Tuple[str, str]:
+    """README.md and docs/results.md texts with every grid's generated blocks rebuilt from its
+    rows (`rows_by_dataset[spec.dataset]`, empty when its CSV does not exist yet)."""
+    for spec in grids:
+        done = complete_rows(rows_by_dataset.get(spec.dataset, []))
+        table_m, verdict_m, status_m = spec.markers()
+        readme = replace_block(readme, table_m, readme_table(done, spec))
+        readme = replace_block(readme, verdict_m, verdict(done, where=f" on {spec.title}"))
+        results = replace_block(results, status_m, results_status(done, spec))
     return readme, results

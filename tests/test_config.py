@@ -189,7 +189,7 @@ def test_the_committed_grid_cells_keep_their_configuration_hash():
     import csv
     from conftest import ROOT
     from src import grid
-    row = next(csv.DictReader(open(ROOT / "docs/grid/trec.csv")))
+    row = next(csv.DictReader(open(ROOT / "docs/grid/trec/results.csv")))
     kw = dict(dataset="trec", preset="trec", noise_type=row["noise_type"], noise_ratio=float(row["noise_ratio"]),
               seed=int(row["seed"]))
     assert grid.config_hash(make_config(**kw)) == row["config_hash"]

@@ -143,7 +143,7 @@ def _load(name):
 def test_reproduce_cell_rewrites_only_the_grid_flags():
     rc = _load("reproduce_cell")
     argv = rc.grid_argv("python3 scripts/run_grid.py --dataset trec --noise_types SN ASN --ratios 0.2 0.4 "
-                        "--seeds 1 2 3 --output_dir cache --results docs/grid/trec.csv -- --preset trec --seed 9")
+                        "--seeds 1 2 3 --output_dir cache --results docs/grid/trec/results.csv -- --preset trec --seed 9")
     new = rc.override(argv, noise_types="IDN", ratios=0.4, seeds=2, output_dir="/tmp/r", results="/tmp/r/x.csv")
     assert new == ["--dataset", "trec", "--noise_types", "IDN", "--ratios", "0.4", "--seeds", "2",
                    "--output_dir", "/tmp/r", "--results", "/tmp/r/x.csv", "--", "--preset", "trec", "--seed", "9"]

@@ -49,12 +49,31 @@ def test_verdict_against_hand_computed_differences():
     assert "SN 20%: -1.0 against traj_lr (0/0/2 over 2 seeds)" in v
     assert "IDN 40%: +3.0 against cr (1/0/0 over 1 seed)" in v
     assert grid_docs.verdict([]) == "No noise setting of the grid has finished yet."
+    assert grid_docs.verdict([], where=" on X") == "No noise setting of the grid on X has finished yet."
     s = grid_docs.status_line(_rows(), 18)
     assert s.startswith("Status: 3 of 18 settings finished (SN 20% seed 1, SN 20% seed 2, IDN 40% seed 1)")
 
 
-def test_committed_docs_match_the_committed_grid_csv():
-    """README.md and docs/results.md were regenerated after the last change to docs/grid/trec.csv."""
+def test_fill_rebuilds_each_grids_blocks_from_its_own_rows():
+    a = grid_docs.GridDoc("trec", "a.csv", "A", "a test", 18, "trec")
+    b = grid_docs.GridDoc("20news", "b.csv", "B", "b test", 12, "20news")
+    readme = "".join(f"<!-- {m} -->\nold\n<!-- /{m} -->\n" for g in (a, b) for m in g.markers()[:2])
+    results = "".join(f"<!-- {g.markers()[2]} -->\nold\n<!-- /{g.markers()[2]} -->\n" for g in (a, b))
+    new_readme, new_results = grid_docs.fill(readme, results, {"trec": _rows()}, grids=(a, b))
+    assert "old" not in new_readme + new_results
+    # grid A: its 3 finished settings, the half-run ASN one left out; grid B: no CSV yet
+    assert "on A, every method fitted on the same noisy training split (3 of 18 settings so far" in new_readme
+    assert "| SN 20% | IDN 40% |" in new_readme and "ASN" not in new_readme
+    assert "on B, every method fitted on the same noisy training split (0 of 12 settings so far" in new_readme
+    assert "No noise setting of the grid on B has finished yet." in new_readme
+    assert "Status: 3 of 18 settings finished" in new_results and "Status: 0 of 12 settings finished (none)" in new_results
+    assert "a test; mean" in new_results and "b test" not in new_results
+    with pytest.raises(ValueError):   # a grid whose markers are missing fails loudly
+        grid_docs.fill(readme, results, {}, grids=(a, b, grid_docs.GridDoc("r8", "c.csv", "C", "c", 6, "r8")))
+
+
+def test_committed_docs_match_the_committed_grid_csvs():
+    """README.md and docs/results.md were regenerated after the last change to a grid CSV."""
     r = subprocess.run([sys.executable, str(ROOT / "scripts/update_grid_docs.py"), "--check"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
