@@ -53,6 +53,17 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
     return float(ece)
 
 
+def per_class_recall(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Recall of each class (fraction of its test samples predicted as it); NaN for a class
+    with no test sample. Macro-F1 moves with the rare classes, this says which."""
+    pred = probs.argmax(1)
+    out = np.full(num_classes, np.nan)
+    for c in range(num_classes):
+        if (labels == c).any():
+            out[c] = float((pred[labels == c] == c).mean())
+    return out
+
+
 def classification_metrics(probs: np.ndarray, labels: np.ndarray) -> Dict[str, float]:
     pred = probs.argmax(1)
     return {"accuracy": float((pred == labels).mean()),
