@@ -121,12 +121,20 @@ def _per_model_lr(inp: MethodInputs, fit_one) -> MethodOutput:
     probs = np.mean([r.probs for r in results], axis=0)                # (N_trval + N_test, C)
     info = {"C_per_model": [r.C for r in results],
             "val_acc_noisy_per_C": [{f"{c:g}": a for c, a in r.val_acc.items()} for r in results]}
+    name = "cleanlab_lr" if hasattr(results[0], "n_removed") else "traj_lr"
     edges = [grid_edge(r.C, LR_CS) for r in results]
     if any(edges):
         info["C_at_grid_edge"] = edges
         log.warning("%s: C chosen at the %s edge of the grid %s; the best C may lie beyond it",
-                    "cleanlab_lr" if hasattr(results[0], "n_removed") else "traj_lr",
-                    "/".join(sorted(set(e for e in edges if e))), ", ".join(f"{c:g}" for c in LR_CS))
+                    name, "/".join(sorted(set(e for e in edges if e))), ", ".join(f"{c:g}" for c in LR_CS))
+    if any(r.unconverged for r in results):
+        info["C_unconverged_per_model"] = [list(r.unconverged) for r in results]
+        chosen = [r.C for r in results if r.C in r.unconverged]
+        log.log(logging.WARNING if chosen else logging.INFO,
+                "%s: lbfgs stopped at max_iter for C = %s%s", name,
+                ", ".join(f"{c:g}" for c in sorted({c for r in results for c in r.unconverged})),
+                f" (the chosen C {', '.join(f'{c:g}' for c in chosen)} among them)" if chosen
+                else " (none of them chosen on noisy validation)")
     if hasattr(results[0], "n_removed"):
         info["n_removed_per_model"] = [int(r.n_removed) for r in results]
     return MethodOutput(probs[st.n_trval:], probs[:st.n_trval], info)

@@ -133,3 +133,16 @@ def test_grid_edge_names_a_choice_at_either_end_of_the_grid():
     grid = (1e-2, 1e-6, 1.0)                        # any order
     assert [grid_edge(c, grid) for c in (1e-6, 1e-2, 1.0)] == ["low", "", "high"]
     assert grid_edge(0.1, (0.1,)) == ""             # one value: nothing was chosen, no edge
+
+
+def test_fits_stopped_at_max_iter_are_recorded_not_printed():
+    import warnings
+    rng = np.random.default_rng(2)
+    x_tr, y_tr = blobs(40, CENTERS, rng)
+    x_va, y_va = blobs(10, CENTERS, rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")            # a ConvergenceWarning escaping would fail here
+        short = fit_lr_select_c(x_tr, y_tr, x_va, y_va, x_va, num_classes=3, Cs=(1e-2, 1.0), max_iter=1)
+        full = fit_lr_select_c(x_tr, y_tr, x_va, y_va, x_va, num_classes=3, Cs=(1e-2, 1.0), max_iter=1000)
+    assert short.unconverged == (1e-2, 1.0)       # one lbfgs iteration converges at neither C
+    assert full.unconverged == ()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -35,6 +35,7 @@ class CleanlabLRResult:
     cv_C: float                    # the C of the cross-validated probabilities
     issues: np.ndarray             # (N_train,) bool: train rows cleanlab removed
     n_removed: int
+    unconverged: Tuple[float, ...] = ()   # the refit's Cs whose lbfgs fit stopped at max_iter
 
 
 def cleanlab_lr(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
@@ -57,4 +58,5 @@ def cleanlab_lr(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_v
     keep = ~issues
     fit = fit_lr_select_c(x_train[keep], y_train[keep], x_val, y_val, x_pred, num_classes=num_classes,
                           Cs=Cs, max_iter=max_iter)
-    return CleanlabLRResult(fit.probs, fit.C, fit.val_acc, float(cv_C), issues, int(issues.sum()))
+    return CleanlabLRResult(fit.probs, fit.C, fit.val_acc, float(cv_C), issues, int(issues.sum()),
+                            fit.unconverged)

@@ -9,8 +9,9 @@ VALIDATION rows choose C and are never fitted on; test rows are only predicted.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from typing import Dict, Sequence
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
@@ -27,6 +28,7 @@ class LRResult:
     probs: np.ndarray              # (N_pred, num_classes), rows of x_pred
     C: float                       # the C chosen on the noisy validation rows
     val_acc: Dict[float, float]    # noisy-validation accuracy per C in the grid
+    unconverged: Tuple[float, ...] = ()   # the Cs whose lbfgs fit stopped at max_iter
 
 
 def grid_edge(C: float, Cs: Sequence[float]) -> str:
@@ -45,19 +47,25 @@ def flatten_trajectory(z: np.ndarray) -> np.ndarray:
 
 
 def _fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray, *, num_classes: int,
-                 C: float, max_iter: int) -> np.ndarray:
-    """(N_eval, num_classes) probabilities of one multinomial LR fit on (x_train, y_train);
-    a class absent from y_train gets probability 0, its column kept in place."""
+                 C: float, max_iter: int) -> Tuple[np.ndarray, bool]:
+    """(N_eval, num_classes) probabilities of one multinomial LR fit on (x_train, y_train), and
+    whether lbfgs converged within max_iter; a class absent from y_train gets probability 0,
+    its column kept in place."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     out = np.zeros((len(x_eval), num_classes))
     classes = np.unique(y_train)
     if len(classes) == 1:  # sklearn refuses one class; the constant classifier is the fit
         out[:, classes[0]] = 1.0
-        return out
-    clf = LogisticRegression(C=C, max_iter=max_iter).fit(x_train, y_train)
+        return out, True
+    # Recorded, not printed: sklearn's multi-line warning per fit buries the log; the caller
+    # reports which Cs stopped at max_iter, once.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        clf = LogisticRegression(C=C, max_iter=max_iter).fit(x_train, y_train)
     if len(x_eval):
         out[:, clf.classes_] = clf.predict_proba(x_eval)
-    return out
+    return out, not any(issubclass(w.category, ConvergenceWarning) for w in caught)
 
 
 def fit_lr_select_c(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
@@ -81,13 +89,15 @@ def fit_lr_select_c(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     if len(x_ev):  # sklearn refuses to transform zero rows
         x_ev = scaler.transform(x_ev).astype(np.float32)
     n_val = len(y_val)
-    val_acc, best, best_probs = {}, None, None
+    val_acc, best, best_probs, unconverged = {}, None, None, []
     for C in Cs:
-        probs = _fit_predict(x_tr, y_train, x_ev, num_classes=num_classes, C=C, max_iter=max_iter)
+        probs, converged = _fit_predict(x_tr, y_train, x_ev, num_classes=num_classes, C=C, max_iter=max_iter)
+        if not converged:
+            unconverged.append(C)
         val_acc[C] = float((probs[:n_val].argmax(1) == y_val).mean()) if n_val else float("nan")
         if best is None or val_acc[C] > val_acc[best]:
             best, best_probs = C, probs[n_val:]
-    return LRResult(best_probs, best, val_acc)
+    return LRResult(best_probs, best, val_acc, tuple(unconverged))
 
 
 def traj_lr(z: np.ndarray, noisy: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
