@@ -28,7 +28,7 @@ from src.evaluation import Evaluation, evaluate
 from src.methods import LabelCleaning, MethodInputs, MethodOutput, fit_rows, parse_methods, run_methods
 from src.model.loading import load_tokenizer, resolve_model_dir
 from src.runtime import allocator, distributed
-from src.runtime.amp import amp_dtype, set_cpu_bf16
+from src.runtime.amp import amp_dtype, cpu_bf16_warning, set_cpu_bf16
 from src.runtime.device import pick_device
 from src.runtime.perf import new_perf as train_stage1_perf
 from src.runtime.threads import configure_threads
@@ -65,6 +65,9 @@ def timed(timings: dict, name: str):
 def setup(cfg: Config) -> Runtime:
     device = distributed.init_from_env(pick_device(cfg.device))
     set_cpu_bf16(cfg.cpu_bf16 and device.type == "cpu")
+    bf16_note = cpu_bf16_warning() if cfg.cpu_bf16 and device.type == "cpu" else ""
+    if bf16_note:
+        log.warning(bf16_note)
     world = distributed.world_size()
     threads = configure_threads(int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     model_dir = resolve_model_dir(cfg.bert)

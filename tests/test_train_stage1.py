@@ -223,3 +223,16 @@ def test_cpu_bf16_runs_stage1_in_bf16_close_to_fp32(tiny_bert_dir, two_threads):
     assert np.abs(pb - p32).max() < 0.05
     z_again, _ = _train(_models(tiny_bert_dir, dropout=False), "auto")
     assert np.array_equal(z_again, z32)
+
+
+def test_cpu_bf16_warning_reads_the_cpu_flags(tmp_path):
+    from src.runtime import amp
+    with_bf16 = "processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx512_vnni\n"
+    without = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\nbugs\t\t: avx512_bf16_fake\n"
+    assert amp.cpu_has_bf16(with_bf16) and amp.cpu_has_bf16("flags : amx_bf16 amx_tile")
+    assert not amp.cpu_has_bf16(without)          # only the flags line counts
+    (tmp_path / "yes").write_text(with_bf16)
+    (tmp_path / "no").write_text(without)
+    assert amp.cpu_bf16_warning(str(tmp_path / "yes")) == ""
+    assert "lists no bf16 instructions" in amp.cpu_bf16_warning(str(tmp_path / "no"))
+    assert amp.cpu_bf16_warning(str(tmp_path / "missing")) == ""
