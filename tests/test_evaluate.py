@@ -78,22 +78,3 @@ def test_per_class_recall_hand_computed():
     r = ev.per_class_recall(probs, labels, 4)
     assert np.allclose(r[:3], [1 / 3, 1.0, 0.0]) and np.isnan(r[3])   # class 3 has no test sample
 
-
-def test_per_class_recall_script_averages_over_runs(tmp_path, capsys):
-    import importlib.util
-    import json
-    from conftest import ROOT
-    spec = importlib.util.spec_from_file_location("pcr", ROOT / "scripts" / "per_class_recall.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    labels = np.array([0, 0, 1, 1])
-    for i, pred in enumerate(([0, 1, 1, 1], [0, 0, 0, 1])):   # class A: 50% then 100%; B: 100% then 50%
-        d = tmp_path / f"run-{i}"
-        d.mkdir()
-        np.savez(d / "test_predictions.npz", test_labels=labels, dygen_probs=np.eye(2)[pred])
-        (d / "label_map.json").write_text(json.dumps({"A": 0, "B": 1}))
-    assert mod.main([str(tmp_path / "run-*"), "--methods", "dygen"]) == 0
-    out = capsys.readouterr().out
-    assert "| method | A (2) | B (2) |" in out and "| dygen | 75 [50/100] | 75 [100/50] |" in out
-    assert mod.main([str(tmp_path / "run-*"), "--methods", "npc"]) == 2          # no npc predictions
-    assert mod.main([str(tmp_path / "none-*")]) == 2

@@ -1,0 +1,49 @@
+"""The run-folder analysis scripts: per-class recall over runs, and one class's label flow."""
+import importlib.util
+import json
+
+import numpy as np
+
+from conftest import ROOT
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_per_class_recall_script_averages_over_runs(tmp_path, capsys):
+    mod = _load("per_class_recall")
+    labels = np.array([0, 0, 1, 1])
+    for i, pred in enumerate(([0, 1, 1, 1], [0, 0, 0, 1])):   # class A: 50% then 100%; B: 100% then 50%
+        d = tmp_path / f"run-{i}"
+        d.mkdir()
+        np.savez(d / "test_predictions.npz", test_labels=labels, dygen_probs=np.eye(2)[pred])
+        (d / "label_map.json").write_text(json.dumps({"A": 0, "B": 1}))
+    assert mod.main([str(tmp_path / "run-*"), "--methods", "dygen"]) == 0
+    out = capsys.readouterr().out
+    assert "| method | A (2) | B (2) |" in out and "| dygen | 75 [50/100] | 75 [100/50] |" in out
+    assert mod.main([str(tmp_path / "run-*"), "--methods", "npc"]) == 2          # no npc predictions
+    assert mod.main([str(tmp_path / "none-*")]) == 2
+
+
+def test_class_flow_counts_a_hand_made_case(tmp_path, capsys):
+    mod = _load("class_flow")
+    head = "row,given_label,dygen_label,flagged,cleanlab_label,clean_label\n"
+    rows = ["1,A,A,0,A,A", "2,A,B,1,A,A",       # truly A, kept A: one flagged and moved to B by DyGen
+            "3,B,B,1,A,A",                      # truly A, given B
+            "4,A,B,1,B,B", "5,A,B,1,B,B",       # given A, truly B
+            "6,B,B,0,B,B"]
+    d = tmp_path / "run-1"
+    d.mkdir()
+    (d / "corrected_labels.csv").write_text(head + "\n".join(rows) + "\n")
+    import csv
+    f = mod.class_flow(list(csv.DictReader(open(d / "corrected_labels.csv"))), "A")
+    assert (f["given"], f["true"], f["true_kept"], f["true_flagged"]) == (4, 3, 2, 2)
+    assert f["given_really"] == {"B": 2, "A": 2} and f["true_dygen"] == {"A": 1, "B": 2}
+    assert f["true_cleanlab"] == {"A": 3}
+    assert mod.main([str(tmp_path / "run-*"), "--label", "A"]) == 0
+    assert "| run-1 | 4 (A 2, B 2) | 3 | 2 | 2 | B 2, A 1 | A 3 |" in capsys.readouterr().out
+    assert mod.main([str(tmp_path / "none-*"), "--label", "A"]) == 2
