@@ -69,7 +69,8 @@ def complete_rows(rows: Sequence[dict], methods: Sequence[str] = SETTING_METHODS
     return [r for r in rows if (r["noise_type"], float(r["noise_ratio"]), int(r["seed"])) in done]
 
 
-def verdict(rows: Sequence[dict], ref: str = "dygen", rivals: Sequence[str] = grid.RIVALS, where: str = "") -> str:
+def verdict(rows: Sequence[dict], ref: str = "dygen", rivals: Sequence[str] = grid.RIVALS, where: str = "",
+            complete: bool = False) -> str:
     """One plain sentence pair: in how many noise settings `ref` has the best mean test accuracy
     among itself and the rivals, and per setting its paired difference to the best rival."""
     ps, agg = grid.per_seed(rows, "test_acc"), grid.aggregate(rows, "test_acc")
@@ -87,7 +88,7 @@ def verdict(rows: Sequence[dict], ref: str = "dygen", rivals: Sequence[str] = gr
     if not n:
         return f"No noise setting of the grid{where} has finished yet."
     return (f"Where DyGen wins and where it does not, plainly{where}: DyGen has the best mean test accuracy in "
-            f"{wins} of the {n} noise setting{'s' if n != 1 else ''} finished so far. DyGen minus the best "
+            f"{wins} of the {n} noise setting{'s' if n != 1 else ''}{'' if complete else ' finished so far'}. DyGen minus the best "
             f"non-DyGen method, in points (wins/ties/losses over seeds): " + "; ".join(parts) + ".")
 
 
@@ -103,7 +104,8 @@ def readme_table(rows: Sequence[dict], spec: GridDoc) -> str:
     """`rows`: finished settings only (complete_rows)."""
     done = len(finished_settings(rows))
     head = (f"Test accuracy (%) on {spec.title}, every method fitted on the same noisy training split "
-            f"({done} of {spec.total} settings so far; command and the rest in docs/results.md)")
+            f"({done} of {spec.total} settings{' so far' if done < spec.total else ''}; command and the rest "
+            f"in docs/results.md)")
     if not done:
         return head + ": none finished yet."
     return head + ":\n\n" + grid.table(rows, "test_acc", SETTING_METHODS)
@@ -131,6 +133,7 @@ def fill(readme: str, results: str, rows_by_dataset: Dict[str, Sequence[dict]],
         done = complete_rows(rows_by_dataset.get(spec.dataset, []))
         table_m, verdict_m, status_m = spec.markers()
         readme = replace_block(readme, table_m, readme_table(done, spec))
-        readme = replace_block(readme, verdict_m, verdict(done, where=f" on {spec.title}"))
+        complete = len(finished_settings(done)) >= spec.total
+        readme = replace_block(readme, verdict_m, verdict(done, where=f" on {spec.title}", complete=complete))
         results = replace_block(results, status_m, results_status(done, spec))
     return readme, results

@@ -48,6 +48,8 @@ def test_verdict_against_hand_computed_differences():
     assert "best mean test accuracy in 1 of the 2 noise settings" in v
     assert "SN 20%: -1.0 against traj_lr (0/0/2 over 2 seeds)" in v
     assert "IDN 40%: +3.0 against cr (1/0/0 over 1 seed)" in v
+    assert "in 1 of the 2 noise settings. DyGen minus" in grid_docs.verdict(grid_docs.complete_rows(_rows()),
+                                                                          complete=True)
     assert grid_docs.verdict([]) == "No noise setting of the grid has finished yet."
     assert grid_docs.verdict([], where=" on X") == "No noise setting of the grid on X has finished yet."
     s = grid_docs.status_line(_rows(), 18)
@@ -63,6 +65,9 @@ def test_fill_rebuilds_each_grids_blocks_from_its_own_rows():
     assert "old" not in new_readme + new_results
     # grid A: its 3 finished settings, the half-run ASN one left out; grid B: no CSV yet
     assert "on A, every method fitted on the same noisy training split (3 of 18 settings so far" in new_readme
+    a3 = grid_docs.GridDoc("trec", "a.csv", "A", "a test", 3, "trec")   # all 3 finished: no "so far"
+    done_readme, _ = grid_docs.fill(readme, results, {"trec": _rows()}, grids=(a3, b))
+    assert "(3 of 3 settings; command" in done_readme and "in 1 of the 2 noise settings. DyGen" in done_readme
     assert "| SN 20% | IDN 40% |" in new_readme and "ASN" not in new_readme
     assert "on B, every method fitted on the same noisy training split (0 of 12 settings so far" in new_readme
     assert "No noise setting of the grid on B has finished yet." in new_readme
