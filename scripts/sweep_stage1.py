@@ -74,4 +74,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    from src.runtime.allocator import reexec_with_jemalloc
+    reexec_with_jemalloc()  # as main.py and run_grid.py do: stage 1 runs in this process
     sys.exit(main())
