@@ -20,7 +20,6 @@ class GridDoc:
     title: str        # as in "Test accuracy (%) on <title>"
     test_set: str     # what a test accuracy is measured on
     total: int        # settings in all (noise types x ratios x seeds)
-    preset: str       # main.py's --preset of its stage 1
 
     def markers(self) -> Tuple[str, str, str]:
         """The README table, the README verdict and the docs/results.md status block."""
@@ -28,9 +27,9 @@ class GridDoc:
 
 
 GRIDS = (
-    GridDoc("trec", "docs/grid/trec/results.csv", "full TREC", "500 test questions", 18, "trec"),
+    GridDoc("trec", "docs/grid/trec/results.csv", "full TREC", "500 test questions", 18),
     GridDoc("20news", "docs/grid/20news/results.csv", "20 Newsgroups (4,000 training documents)",
-            "7,528 test documents", 12, "20news"),
+            "7,528 test documents", 12),
 )
 
 SETTING_METHODS = ("single", "cr", "traj_lr", "cleanlab_lr", "npc", "dygen",

@@ -57,15 +57,15 @@ def test_verdict_against_hand_computed_differences():
 
 
 def test_fill_rebuilds_each_grids_blocks_from_its_own_rows():
-    a = grid_docs.GridDoc("trec", "a.csv", "A", "a test", 18, "trec")
-    b = grid_docs.GridDoc("20news", "b.csv", "B", "b test", 12, "20news")
+    a = grid_docs.GridDoc("trec", "a.csv", "A", "a test", 18)
+    b = grid_docs.GridDoc("20news", "b.csv", "B", "b test", 12)
     readme = "".join(f"<!-- {m} -->\nold\n<!-- /{m} -->\n" for g in (a, b) for m in g.markers()[:2])
     results = "".join(f"<!-- {g.markers()[2]} -->\nold\n<!-- /{g.markers()[2]} -->\n" for g in (a, b))
     new_readme, new_results = grid_docs.fill(readme, results, {"trec": _rows()}, grids=(a, b))
     assert "old" not in new_readme + new_results
     # grid A: its 3 finished settings, the half-run ASN one left out; grid B: no CSV yet
     assert "on A, every method fitted on the same noisy training split (3 of 18 settings so far" in new_readme
-    a3 = grid_docs.GridDoc("trec", "a.csv", "A", "a test", 3, "trec")   # all 3 finished: no "so far"
+    a3 = grid_docs.GridDoc("trec", "a.csv", "A", "a test", 3)   # all 3 finished: no "so far"
     done_readme, _ = grid_docs.fill(readme, results, {"trec": _rows()}, grids=(a3, b))
     assert "(3 of 3 settings; command" in done_readme and "in 1 of the 2 noise settings. DyGen" in done_readme
     assert "| SN 20% | IDN 40% |" in new_readme and "ASN" not in new_readme
@@ -74,7 +74,7 @@ def test_fill_rebuilds_each_grids_blocks_from_its_own_rows():
     assert "Status: 3 of 18 settings finished" in new_results and "Status: 0 of 12 settings finished (none)" in new_results
     assert "a test; mean" in new_results and "b test" not in new_results
     with pytest.raises(ValueError):   # a grid whose markers are missing fails loudly
-        grid_docs.fill(readme, results, {}, grids=(a, b, grid_docs.GridDoc("r8", "c.csv", "C", "c", 6, "r8")))
+        grid_docs.fill(readme, results, {}, grids=(a, b, grid_docs.GridDoc("r8", "c.csv", "C", "c", 6)))
 
 
 def test_committed_docs_match_the_committed_grid_csvs():
