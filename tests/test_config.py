@@ -194,3 +194,17 @@ def test_the_committed_grid_cells_keep_their_configuration_hash():
               seed=int(row["seed"]))
     assert grid.config_hash(make_config(**kw)) == row["config_hash"]
     assert grid.config_hash(make_config(**kw, cpu_bf16=True)) != row["config_hash"]
+
+
+@pytest.mark.parametrize("preset", ["trec", "20news"])
+def test_a_swept_preset_uses_the_best_row_of_its_committed_sweep(preset):
+    """--preset trec/20news carry the stage-1 lr and epochs that won the committed sweep on NOISY
+    validation accuracy (docs/sweeps/<dataset>.csv): editing either side alone fails here."""
+    import csv
+    from conftest import ROOT
+    p = PRESETS[preset]
+    rows = [r for r in csv.DictReader(open(ROOT / f"docs/sweeps/{p['dataset']}.csv"))
+            if int(r["train_batch_size"]) == p["train_batch_size"]]
+    assert len({r["lr"] for r in rows}) >= 3, "a sweep tries at least three learning rates"
+    best = max(rows, key=lambda r: float(r["val_acc_noisy_best"]))
+    assert (float(best["lr"]), int(best["epochs"])) == (p["lr"], p["epochs"])
