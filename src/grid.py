@@ -207,9 +207,16 @@ def _fmt(ms: Optional[Tuple[float, float, int]], bold: bool = False, pct: bool =
         return "-"
     m, s, n = ms
     k = 100 if pct else 1
-    txt = f"{k * m:.1f} ± {k * s:.1f}" if pct else f"{m:.3f} ± {s:.3f}"
+    txt = f"{k * m:.1f}" if pct else f"{m:.3f}"
+    if n > 1:  # one seed has no spread: print none rather than a misleading "± 0.0"
+        txt += f" ± {k * s:.1f}" if pct else f" ± {s:.3f}"
     txt = f"**{txt}**" if bold else txt
     return f"{txt} ({n})"
+
+
+def _diff(t: dict) -> str:
+    """A paired difference in points: mean ± std over seeds (the mean alone for one seed)."""
+    return f"{100 * t['mean_diff']:+.1f}" + (f" ± {100 * t['std_diff']:.1f}" if t["n"] > 1 else "")
 
 
 def table(rows: Sequence[dict], metric: str, methods: Sequence[str], *, higher_better: bool = True,
@@ -253,7 +260,7 @@ def significance_table(rows: Sequence[dict], metric: str, ref: str, others: Sequ
                 out = "n/a (1 seed)"
             else:
                 out = "yes" if beats_outside_spread(agg[(nt, r, ref)], agg[(nt, r, o)]) else "no"
-            lines.append(f"| {nt} {100 * r:g}% | {o} | {100 * t['mean_diff']:+.1f} ± {100 * t['std_diff']:.1f} | "
+            lines.append(f"| {nt} {100 * r:g}% | {o} | {_diff(t)} | "
                          f"{t['wins']}/{t['ties']}/{t['losses']} | {p} | {out} |")
     return "\n".join(lines)
 
@@ -275,7 +282,7 @@ def best_rival_table(rows: Sequence[dict], metric: str, ref: str = "dygen", riva
         t = paired(ps[(nt, r, ref)], ps[(nt, r, best)])
         p = f"{t['p']:.3f}" if t["p"] is not None else "n/a"
         lines.append(f"| {nt} {100 * r:g}% | {_fmt(agg[(nt, r, ref)])} | {best} | {_fmt(agg[(nt, r, best)])} | "
-                     f"{100 * t['mean_diff']:+.1f} ± {100 * t['std_diff']:.1f} | {t['wins']}/{t['ties']}/{t['losses']} "
+                     f"{_diff(t)} | {t['wins']}/{t['ties']}/{t['losses']} "
                      f"| {p} |")
     return "\n".join(lines)
 
