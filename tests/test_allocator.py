@@ -59,3 +59,38 @@ def test_reexec_uses_jemalloc_and_computes_the_same(tiny_bert_dir):
     assert je["malloc"] == "jemalloc" and sysm["malloc"] == "system"
     assert je["argv"] == [str(ROOT), tiny_bert_dir]   # the same command, re-executed
     assert je["hash"] == sysm["hash"]                 # bit-for-bit the same hidden states and logits
+
+
+RELEASE_PROBE = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from src.runtime.allocator import active, reexec_with_jemalloc, release_free_memory, rss_bytes
+reexec_with_jemalloc()
+import numpy as np
+base = rss_bytes()
+a = np.ones(2**26)                       # 512 MiB, every page touched
+peak = rss_bytes()
+del a
+kept = rss_bytes()
+freed = release_free_memory()
+print(json.dumps({"malloc": active(), "base": base, "peak": peak, "kept": kept, "freed": freed, "after": rss_bytes()}))
+"""
+
+
+@pytest.mark.skipif(allocator.find_jemalloc() is None, reason="no libjemalloc on this machine")
+def test_release_hands_back_what_jemalloc_keeps_and_nothing_under_the_system_malloc():
+    def probe(**extra):
+        env = {k: v for k, v in os.environ.items() if k not in (ENV, MARK, "LD_PRELOAD", "MALLOC_CONF")}
+        env.update(extra)
+        r = subprocess.run([sys.executable, "-c", RELEASE_PROBE, str(ROOT)], env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    mib = 2 ** 20
+    je = probe()
+    assert je["malloc"] == "jemalloc" and je["peak"] - je["base"] > 400 * mib
+    assert je["kept"] - je["base"] > 400 * mib      # decay -1: the freed array stays resident ...
+    assert je["freed"] > 400 * mib and je["after"] - je["base"] < 100 * mib   # ... until released
+    sysm = probe(**{ENV: "system"})
+    assert sysm["malloc"] == "system" and sysm["freed"] is None
+    assert sysm["kept"] - sysm["base"] < 100 * mib  # glibc unmaps a block this large on free

@@ -88,6 +88,8 @@ def test_tiny_grid_resumes_and_recomputes_nothing(tiny_bert_dir, tmp_path, monke
         return real_run(cfg)
 
     monkeypatch.setattr(pipeline, "run", counting_run)
+    released = []   # after every setting the grid hands jemalloc's kept pages back
+    monkeypatch.setattr(grid.allocator, "release_free_memory", lambda: released.append(len(calls)))
     script = _load_script()
     out = tmp_path / "grid"
     main_flags = [a for a in tiny_args(tiny_bert_dir, tmp_path)]
@@ -109,6 +111,7 @@ def test_tiny_grid_resumes_and_recomputes_nothing(tiny_bert_dir, tmp_path, monke
     # another configuration (here: more stage-2 epochs) is another cell
     assert script.main(argv + ["--vae_epochs", "2"]) == 0
     assert calls[-1] == "cr,npc,dygen"
+    assert released == [1, 2, 3]                      # once after each setting run, none for skipped ones
     assert len(grid.read_rows(out / "results.csv")) == 8
     md = (out / "results.md").read_text()
     assert "| dygen |" in md and "| cleanlab |" in md and (out / "grid_accuracy.png").stat().st_size > 1000

@@ -13,6 +13,7 @@ numbers a run computes are the same either way).
 """
 from __future__ import annotations
 
+import ctypes
 import ctypes.util
 import glob
 import os
@@ -74,3 +75,32 @@ def active() -> str:
             return "jemalloc" if "jemalloc" in f.read() else "system"
     except OSError:
         return "system"
+
+
+def rss_bytes() -> int:
+    """This process's resident memory (0 where /proc is missing)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS:"))
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
+def release_free_memory() -> Optional[int]:
+    """Hands the freed pages jemalloc keeps (decay -1, see CONF) back to the system; returns the
+    bytes of resident memory that went, None under the system's malloc.
+
+    Why: a process that runs one setting after another (the grid) otherwise keeps the pages of
+    every setting's peak; one 20news setting left 10 GiB of a 24 GiB machine resident.
+    Only free pages go: nothing a live object holds is touched."""
+    if active() != "jemalloc":
+        return None
+    try:
+        mallctl = ctypes.CDLL(None).mallctl
+    except (OSError, AttributeError):
+        return None
+    before = rss_bytes()
+    # "arena.<MALLCTL_ARENAS_ALL = 4096>.purge": every arena's dirty and muzzy pages
+    if mallctl(b"arena.4096.purge", None, None, None, ctypes.c_size_t(0)) != 0:
+        return None
+    return max(0, before - rss_bytes())
