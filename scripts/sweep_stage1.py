@@ -39,6 +39,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     from src import pipeline
     from src.config import build_parser, make_config
+    from src.runtime import allocator
     extra = vars(build_parser().parse_args(rest))
     out = Path(args.out)
     done = set()
@@ -54,6 +55,7 @@ def main(argv=None) -> int:
             rt = pipeline.setup(cfg)
             cfg, data, _ = pipeline.step_data(cfg, rt)      # the oracle is not looked at
             s1, info = pipeline.step_stage1(cfg, data, rt, pipeline.train_stage1_perf())
+            allocator.release_free_memory()   # else each fine-tuning's peak stays resident
             acc = s1.val_acc_noisy
             row = [args.dataset, cfg.noise_type, cfg.noise_ratio, cfg.seed, lr, epochs, cfg.train_batch_size,
                    s1.best_epoch + 1, f"{max(acc):.4f}", f"{acc[-1]:.4f}", " ".join(f"{a:.4f}" for a in acc),

@@ -138,9 +138,7 @@ def run_grid(output_dir: Path, *, noise_types: Sequence[str], ratios: Sequence[f
                 cfg.compare_cleanlab = want_cl
                 t0 = time.perf_counter()
                 metrics = run_fn(cfg)
-                freed = allocator.release_free_memory()   # else each setting's peak stays resident
-                if freed:
-                    log.info("grid: handed %.1f GiB of freed memory back to the system", freed / 2**30)
+                allocator.release_free_memory()   # else each setting's peak stays resident
                 new = [r for r in rows_from_metrics(metrics, cfg, todo, time.perf_counter() - t0)
                        if r["method"] in todo or (want_cl and r["method"] == "cleanlab")]
                 rows.extend(new)

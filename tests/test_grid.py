@@ -172,3 +172,23 @@ def test_a_rerun_from_scratch_reproduces_the_committed_cell_exactly(tiny_bert_di
     assert sorted(r["method"] for r in rep) == ["cr", "dygen", "traj_lr"]
     assert all(r["diff"] == 0 and r["same_config"] for r in rep)     # same seed, same machine: bit-identical
     assert "| dygen |" in capsys.readouterr().out
+
+
+def test_stage1_sweep_appends_one_row_per_setting_and_resumes(tiny_bert_dir, tmp_path, monkeypatch):
+    from src.runtime import allocator
+    released = []   # after every fine-tuning the sweep hands jemalloc's kept pages back
+    monkeypatch.setattr(allocator, "release_free_memory", lambda: released.append(1))
+    sweep = _load("sweep_stage1")
+    out = tmp_path / "sweep.csv"
+    argv = ["--dataset", "20news", "--lrs", "1e-3", "3e-3", "--epochs", "2", "--out", str(out),
+            "--output_dir", str(tmp_path / "cache"), "--", *tiny_args(tiny_bert_dir, tmp_path)]
+    assert sweep.main(argv) == 0
+    rows = grid.read_rows(out)
+    assert [(float(r["lr"]), int(r["epochs"])) for r in rows] == [(1e-3, 2), (3e-3, 2)] and released == [1, 1]
+    for r in rows:  # the best epoch is the argmax of the recorded per-epoch noisy-validation accuracies
+        accs = [float(a) for a in r["val_acc_noisy_per_epoch"].split()]
+        assert len(accs) == 2 and int(r["best_epoch"]) == 1 + int(np.argmax(accs))
+        assert float(r["val_acc_noisy_best"]) == max(accs)
+    first = out.read_text()
+    assert sweep.main(argv) == 0                      # every (lr, epochs) is done: nothing re-runs
+    assert out.read_text() == first and released == [1, 1]
