@@ -319,7 +319,8 @@ def train_stage1(models: list, data: Stage1Data, settings: Stage1Settings, devic
             acc = sel.record(epoch, embed_models(rt, data.tokens, data.pad_id, s.eval_batch_size, epoch, perf),
                              z_out, data)
             if rt.rank == 0:
-                log.info("stage 1 epoch %d/%d: noisy-validation ensemble acc %.4f", epoch + 1, s.epochs, acc)
+                log.info("stage 1 epoch %d/%d: noisy-validation %s acc %.4f", epoch + 1, s.epochs,
+                         "ensemble" if M > 1 else "model", acc)
             sel.select(epoch, acc, models, keep=s.keep_best and rt.rank == 0)
             if on_epoch_end is not None:
                 on_epoch_end(loop.state(epoch + 1, sel))
