@@ -5,8 +5,9 @@ gives up (macro-F1 says that some class suffers, this says which).
     python3 scripts/per_class_recall.py "cache/runs/*-trec-SN0.4-seed*" --methods cr npc dygen
 
 Reads each run folder's test_predictions.npz and label_map.json; prints one markdown table
-(rows: methods; columns: classes with their test count; entries: mean recall % over the runs,
-and the per-run values).
+(rows: methods; columns: classes with their test count; entries: mean recall % over the runs
+that hold the method's predictions, and the per-run values). A grid setting can span two run
+folders (`single` alone in one), so a method's runs are those that hold it.
 """
 from __future__ import annotations
 
@@ -46,11 +47,15 @@ def main(argv=None) -> int:
         counts = np.bincount(y[y >= 0], minlength=len(names))
         for m in args.methods:
             key = m.replace("-", "_") + "_probs"
-            if key not in z.files:
-                print(f"per_class_recall.py: error: {d} has no {m} predictions", file=sys.stderr)
-                return 2
-            rec[m].append(per_class_recall(z[key], y, len(names)))
-    print(f"Test recall per class (%), mean over {len(runs)} run(s) [per run]:\n")
+            if key in z.files:
+                rec[m].append(per_class_recall(z[key], y, len(names)))
+    missing = [m for m in args.methods if not rec[m]]
+    if missing:
+        print(f"per_class_recall.py: error: no run folder matching {args.runs!r} has {', '.join(missing)} "
+              "predictions", file=sys.stderr)
+        return 2
+    n_runs = sorted({len(v) for v in rec.values()})
+    print(f"Test recall per class (%), mean over {'/'.join(map(str, n_runs))} run(s) [per run]:\n")
     print("| method | " + " | ".join(f"{n} ({c})" for n, c in zip(names, counts)) + " |")
     print("| --- |" + " --- |" * len(names))
     for m in args.methods:

@@ -82,16 +82,23 @@ def label_cleaning(c: LabelCleaning, noisy: np.ndarray, clean: np.ndarray, n_tra
     return out
 
 
+def methods_metrics(data: MethodData, oracle: Oracle, outs: Dict[str, MethodOutput]) -> dict:
+    """The split sizes, the realised noise and each method's scores: all a run that trains no
+    ensemble (`pipeline.run_single_only`) can report."""
+    known = oracle.clean_trval >= 0
+    return {"n_train": data.n_train, "n_validation": data.n_val, "n_test": int(len(data.test_idx)),
+            "num_classes": data.num_classes,
+            "realised_noise_rate": {"train": oracle.realised_noise_rate(data.noisy, data.train_idx),
+                                    "validation": oracle.realised_noise_rate(data.noisy, data.val_idx)},
+            "methods": {name: method_metrics(o, oracle, data.noisy, known, data.n_train) for name, o in outs.items()}}
+
+
 def evaluate(data: MethodData, oracle: Oracle, outs: Dict[str, MethodOutput], dyn: DynamicsResult,
              cleaning: LabelCleaning, estimate=None, cleanlab_detection: Optional[dict] = None) -> Evaluation:
     clean = oracle.clean_trval
     known = clean >= 0
     is_noisy = (data.noisy[known] != clean[known]) if known.any() else None
-    metrics = {"n_train": data.n_train, "n_validation": data.n_val, "n_test": int(len(data.test_idx)),
-               "num_classes": data.num_classes,
-               "realised_noise_rate": {"train": oracle.realised_noise_rate(data.noisy, data.train_idx),
-                                       "validation": oracle.realised_noise_rate(data.noisy, data.val_idx)},
-               "methods": {name: method_metrics(o, oracle, data.noisy, known, data.n_train) for name, o in outs.items()}}
+    metrics = methods_metrics(data, oracle, outs)
     metrics["flag_rate"] = {"rate": dyn.n_flag / max(1, data.n_train), "how": dyn.how, "n_flagged_train": dyn.n_flag}
     metrics["label_cleaning"] = label_cleaning(cleaning, data.noisy, clean, data.n_train)
     if estimate is not None:

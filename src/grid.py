@@ -1,8 +1,9 @@
 """A grid of experiments: noise types x ratios x seeds x methods, resumable, aggregated.
 
 One *setting* (noise type, ratio, seed) is one `pipeline.run` with `--variants` listing the
-methods still missing for it: its co-regularised stage 1 (and `base`'s own one-model stage
-1) is computed once, cached, and shared by every stage-2 variant. One *cell* (a setting
+methods still missing for it: its co-regularised stage 1 (and `single`'s own one-model stage
+1) is computed once, cached, and shared by every stage-2 variant. When only `single` is
+missing, `pipeline.run_single_only` trains its one model and no ensemble. One *cell* (a setting
 and a method) is one row of results.csv. A cell whose row exists with the same
 configuration hash is never recomputed.
 """
@@ -112,9 +113,10 @@ def run_grid(output_dir: Path, *, noise_types: Sequence[str], ratios: Sequence[f
              methods: Sequence[str] = METHODS, main_args: Optional[dict] = None, compare_cleanlab: bool = True,
              run_fn: Optional[Callable] = None, csv_path: Optional[Path] = None) -> List[dict]:
     """Run every missing cell; rows are saved after each setting (csv_path, default
-    <output_dir>/results.csv), so an interrupted grid resumes where it stopped. Returns all rows."""
+    <output_dir>/results.csv), so an interrupted grid resumes where it stopped. A setting whose
+    only missing cell is `single` runs `pipeline.run_single_only` (no ensemble stage 1).
+    Returns all rows."""
     from src import pipeline
-    run_fn = run_fn or pipeline.run
     output_dir = Path(output_dir)
     csv_path = Path(csv_path) if csv_path is not None else output_dir / "results.csv"
     rows = read_rows(csv_path)
@@ -137,7 +139,8 @@ def run_grid(output_dir: Path, *, noise_types: Sequence[str], ratios: Sequence[f
                 cfg.variants = ",".join(todo) if todo else "dygen"
                 cfg.compare_cleanlab = want_cl
                 t0 = time.perf_counter()
-                metrics = run_fn(cfg)
+                alone = todo == ["single"] and not want_cl
+                metrics = (run_fn or (pipeline.run_single_only if alone else pipeline.run))(cfg)
                 allocator.release_free_memory()   # else each setting's peak stays resident
                 new = [r for r in rows_from_metrics(metrics, cfg, todo, time.perf_counter() - t0)
                        if r["method"] in todo or (want_cl and r["method"] == "cleanlab")]

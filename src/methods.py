@@ -103,12 +103,20 @@ def run_cr(inp: MethodInputs) -> MethodOutput:
                         test_probs_last=stage1_ensemble(s1, st.test, s1.probs.shape[1] - 1))
 
 
-def run_single(inp: MethodInputs) -> MethodOutput:
-    s1 = inp.stage1_of(dataclasses.replace(inp.cfg, **SINGLE_OVERRIDES))
-    st = inp.stage2
-    return MethodOutput(stage1_ensemble(s1, st.test, s1.best_epoch), s1.probs[0, s1.best_epoch, :st.n_trval],
+def single_config(cfg):
+    """The configuration of `single`'s own stage 1 (one model, no co-regularisation)."""
+    return dataclasses.replace(cfg, **SINGLE_OVERRIDES)
+
+
+def single_output(s1, test: np.ndarray, n_trval: int) -> MethodOutput:
+    """`single` from its own one-model stage 1: the selected epoch's softmax (and the last's)."""
+    return MethodOutput(stage1_ensemble(s1, test, s1.best_epoch), s1.probs[0, s1.best_epoch, :n_trval],
                         {"stage1": "1 model, no co-regularisation", "selected_epoch": s1.best_epoch + 1},
-                        test_probs_last=stage1_ensemble(s1, st.test, s1.probs.shape[1] - 1))
+                        test_probs_last=stage1_ensemble(s1, test, s1.probs.shape[1] - 1))
+
+
+def run_single(inp: MethodInputs) -> MethodOutput:
+    return single_output(inp.stage1_of(single_config(inp.cfg)), inp.stage2.test, inp.stage2.n_trval)
 
 
 def _per_model_lr(inp: MethodInputs, fit_one) -> MethodOutput:

@@ -24,8 +24,9 @@ from src import outputs, preflight, stage1_cache
 from src.config import Config
 from src.data.prepare import MethodData, Oracle, effective_max_len, prepare_data
 from src.errors import UserError
-from src.evaluation import Evaluation, evaluate
-from src.methods import LabelCleaning, MethodInputs, MethodOutput, fit_rows, parse_methods, run_methods
+from src.evaluation import Evaluation, evaluate, methods_metrics
+from src.methods import (LabelCleaning, MethodInputs, MethodOutput, fit_rows, parse_methods, run_methods,
+                         single_config, single_output)
 from src.model.loading import load_tokenizer, resolve_model_dir
 from src.runtime import allocator, distributed
 from src.runtime.amp import amp_dtype, cpu_bf16_warning, set_cpu_bf16
@@ -159,14 +160,20 @@ def step_cleanlab_detection(cfg: Config, data: MethodData, rt: Runtime) -> dict:
     return cleanlab_detection(feats, data.noisy[idx], data.num_classes, seed=cfg.seed)
 
 
+def new_run_dir(cfg: Config, data: MethodData) -> Path:
+    """A fresh run folder (never an existing one) holding the configuration and the label map."""
+    run_dir = outputs.new_run_dir(Path(cfg.output_dir), f"{cfg.dataset}-{cfg.noise_type}{cfg.noise_ratio}-seed{cfg.seed}")
+    outputs.atomic_write_json(run_dir / "config.json", cfg.to_dict())
+    outputs.atomic_write_json(run_dir / "label_map.json", {n: i for i, n in enumerate(data.class_names)})
+    return run_dir
+
+
 def step_outputs(cfg: Config, data: MethodData, ev: Evaluation, outs: Dict[str, MethodOutput],
                  dyn: DynamicsResult, cleaning: LabelCleaning) -> Path:
     """The run folder, the results log and the per-epoch accuracy file."""
     metrics = ev.metrics
-    run_dir = outputs.new_run_dir(Path(cfg.output_dir), f"{cfg.dataset}-{cfg.noise_type}{cfg.noise_ratio}-seed{cfg.seed}")
+    run_dir = new_run_dir(cfg, data)
     metrics["run_dir"] = str(run_dir)
-    outputs.atomic_write_json(run_dir / "config.json", cfg.to_dict())
-    outputs.atomic_write_json(run_dir / "label_map.json", {n: i for i, n in enumerate(data.class_names)})
     names = np.asarray(data.class_names)
     outputs.write_corrected_labels(run_dir / "corrected_labels.csv", data, cleaning.dygen, cleaning.confidence,
                                    dyn.scores.mean(0), dyn.flags.any(0), ev.clean_names,
@@ -226,6 +233,34 @@ def run(cfg: Config) -> Optional[dict]:
         metrics["stage1_perf"] = {k: round(v, 3) for k, v in perf.items()}
     with timed(timings, "outputs"):
         run_dir = step_outputs(cfg, data, ev, outs, dyn, cleaning)
+    timings["total"] = round(time.perf_counter() - t_start, 3)
+    metrics["timings_s"] = timings
+    outputs.atomic_write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def run_single_only(cfg: Config) -> dict:
+    """`single` alone: data -> its own one-model stage 1 -> its scores -> a run folder.
+
+    `run` always trains the co-regularised ensemble first (`cr` and `dygen` need it); the grid
+    calls this for a setting whose only missing cell is `single`, so a machine without the
+    ensemble's stage-1 cache does not retrain it to score one model. The seeds, the stage-1
+    configuration and its cache are `run`'s, so the numbers are the ones `run` gives."""
+    t_start, timings = time.perf_counter(), {}
+    seed_everything(cfg.seed)
+    rt = setup(cfg)
+    if rt.world > 1:
+        raise UserError("--variants single needs its own stage 1: run it without torchrun")
+    with timed(timings, "data"):
+        cfg, data, oracle = step_data(cfg, rt)
+    with timed(timings, "methods"):
+        s1 = run_stage1(single_config(cfg), data, rt.tokenizer, rt.model_dir, rt.device)[0]
+        out = single_output(s1, data.test_idx, data.n_trval)
+    out.seconds = timings["methods"]
+    metrics = methods_metrics(data, oracle, {"single": out})
+    run_dir = new_run_dir(cfg, data)
+    metrics["run_dir"] = str(run_dir)
+    outputs.atomic_save_npz(run_dir / "test_predictions.npz", test_labels=oracle.test_gold, single_probs=out.test_probs)
     timings["total"] = round(time.perf_counter() - t_start, 3)
     metrics["timings_s"] = timings
     outputs.atomic_write_json(run_dir / "metrics.json", metrics)

@@ -88,6 +88,8 @@ def test_tiny_grid_resumes_and_recomputes_nothing(tiny_bert_dir, tmp_path, monke
         return real_run(cfg)
 
     monkeypatch.setattr(pipeline, "run", counting_run)
+    real_single = pipeline.run_single_only
+    monkeypatch.setattr(pipeline, "run_single_only", lambda cfg: calls.append("single alone") or real_single(cfg))
     released = []   # after every setting the grid hands jemalloc's kept pages back
     monkeypatch.setattr(grid.allocator, "release_free_memory", lambda: released.append(len(calls)))
     script = _load_script()
@@ -108,11 +110,21 @@ def test_tiny_grid_resumes_and_recomputes_nothing(tiny_bert_dir, tmp_path, monke
     assert calls == ["cr,dygen", "npc"]
     rows = grid.read_rows(out / "results.csv")
     assert len(rows) == 4 and [r["stage1_cached"] for r in rows if r["method"] == "npc"] == ["True"]
+    # `single` alone: its own one-model stage 1, and no ensemble even where its cache is gone
+    import shutil
+    (ensemble,) = list((out / "stage1").iterdir())
+    shutil.rmtree(ensemble)
+    argv[argv.index("dygen,cr,npc")] = "dygen,cr,npc,single"
+    assert script.main(argv) == 0
+    assert calls[-1] == "single alone"
+    assert [d.name for d in (out / "stage1").iterdir()] != [ensemble.name] and not ensemble.exists()
+    single = [r for r in grid.read_rows(out / "results.csv") if r["method"] == "single"]
+    assert len(single) == 1 and 0 <= float(single[0]["test_acc"]) <= 1 and single[0]["test_acc_last_epoch"]
     # another configuration (here: more stage-2 epochs) is another cell
     assert script.main(argv + ["--vae_epochs", "2"]) == 0
-    assert calls[-1] == "cr,npc,dygen"
-    assert released == [1, 2, 3]                      # once after each setting run, none for skipped ones
-    assert len(grid.read_rows(out / "results.csv")) == 8
+    assert calls[-1] == "single,cr,npc,dygen"
+    assert released == [1, 2, 3, 4]                  # once after each setting run, none for skipped ones
+    assert len(grid.read_rows(out / "results.csv")) == 10
     md = (out / "results.md").read_text()
     assert "| dygen |" in md and "| cleanlab |" in md and (out / "grid_accuracy.png").stat().st_size > 1000
 

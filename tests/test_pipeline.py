@@ -72,6 +72,24 @@ def test_same_seed_same_outputs_other_seed_other_outputs(tiny_bert_dir, tmp_path
     assert not np.array_equal(p1["dygen_probs"], p3["dygen_probs"])
 
 
+def test_single_alone_trains_no_ensemble_and_scores_as_the_full_run(tiny_bert_dir, tmp_path):
+    full, p_full, _ = _run(tiny_args(tiny_bert_dir, tmp_path / "full", "--variants", "single"))
+    alone = pipeline.run_single_only(config_from_args(tiny_args(tiny_bert_dir, tmp_path / "alone")))
+    assert list(alone["methods"]) == ["single"]
+    drop = lambda m: {k: v for k, v in m.items() if k != "seconds"}
+    assert drop(alone["methods"]["single"]) == drop(full["methods"]["single"])     # accuracy, ECE, labels, epochs
+    assert alone["realised_noise_rate"] == full["realised_noise_rate"]
+    p_alone = np.load(Path(alone["run_dir"]) / "test_predictions.npz")
+    assert np.array_equal(p_alone["single_probs"], p_full["single_probs"])
+    assert np.array_equal(p_alone["test_labels"], p_full["test_labels"])
+    label_map = lambda m: json.loads((Path(m["run_dir"]) / "label_map.json").read_text())
+    assert label_map(alone) == label_map(full)       # the per-class script reads it
+    # the full run cached two stage-1 configurations (ensemble, single); the single-only run one
+    assert len(list((tmp_path / "full" / "cache" / "stage1").iterdir())) == 2
+    (only,) = list((tmp_path / "alone" / "cache" / "stage1").iterdir())
+    assert (tmp_path / "full" / "cache" / "stage1" / only.name).is_dir()           # the same (single's) cache
+
+
 # ---- the oracle never reaches a method ----------------------------------------------------
 # A real fine-tuned MiniLM on 40 real documents. The second run gets arbitrary oracle labels
 # (other classes, other counts, some unknown): every prediction and every corrected label

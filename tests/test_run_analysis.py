@@ -26,6 +26,15 @@ def test_per_class_recall_script_averages_over_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| method | A (2) | B (2) |" in out and "| dygen | 75 [50/100] | 75 [100/50] |" in out
     assert mod.main([str(tmp_path / "run-*"), "--methods", "npc"]) == 2          # no npc predictions
+    # a grid setting split over two folders: `single` alone in a third; each method reads its own
+    d = tmp_path / "run-2"
+    d.mkdir()
+    np.savez(d / "test_predictions.npz", test_labels=labels, single_probs=np.eye(2)[[1, 1, 1, 1]])
+    (d / "label_map.json").write_text(json.dumps({"A": 0, "B": 1}))
+    assert mod.main([str(tmp_path / "run-*"), "--methods", "dygen", "single"]) == 0
+    out = capsys.readouterr().out
+    assert "mean over 1/2 run(s)" in out and "| dygen | 75 [50/100] | 75 [100/50] |" in out
+    assert "| single | 0 [0] | 100 [100] |" in out
     assert mod.main([str(tmp_path / "none-*")]) == 2
 
 
