@@ -114,8 +114,8 @@ def run_grid(output_dir: Path, *, noise_types: Sequence[str], ratios: Sequence[f
              run_fn: Optional[Callable] = None, csv_path: Optional[Path] = None) -> List[dict]:
     """Run every missing cell; rows are saved after each setting (csv_path, default
     <output_dir>/results.csv), so an interrupted grid resumes where it stopped. A setting whose
-    only missing cell is `single` runs `pipeline.run_single_only` (no ensemble stage 1).
-    Returns all rows."""
+    only missing cell is `single` (cleanlab's row done, or the grid asked for `single` only)
+    runs `pipeline.run_single_only` (no ensemble stage 1). Returns all rows."""
     from src import pipeline
     output_dir = Path(output_dir)
     csv_path = Path(csv_path) if csv_path is not None else output_dir / "results.csv"
@@ -131,7 +131,10 @@ def run_grid(output_dir: Path, *, noise_types: Sequence[str], ratios: Sequence[f
                                   output_dir=str(output_dir), no_plots=False)
                 h = config_hash(cfg)
                 todo = [m for m in methods if (nt, f"{float(ratio):g}", int(seed), m, h) not in done]
-                want_cl = compare_cleanlab and (nt, f"{float(ratio):g}", int(seed), "cleanlab", h) not in done
+                # cleanlab's row compares its detection with DyGen's score, which needs the ensemble:
+                # a grid asked for `single` only leaves it to the call that runs the other methods
+                want_cl = (compare_cleanlab and list(methods) != ["single"]
+                           and (nt, f"{float(ratio):g}", int(seed), "cleanlab", h) not in done)
                 if not todo and not want_cl:
                     log.info("grid: %s %.0f%% seed %d: done, skipped", nt, 100 * ratio, seed)
                     continue
@@ -139,7 +142,7 @@ def run_grid(output_dir: Path, *, noise_types: Sequence[str], ratios: Sequence[f
                 cfg.variants = ",".join(todo) if todo else "dygen"
                 cfg.compare_cleanlab = want_cl
                 t0 = time.perf_counter()
-                alone = todo == ["single"] and not want_cl
+                alone = todo == ["single"] and not want_cl     # no ensemble stage 1 to train
                 metrics = (run_fn or (pipeline.run_single_only if alone else pipeline.run))(cfg)
                 allocator.release_free_memory()   # else each setting's peak stays resident
                 new = [r for r in rows_from_metrics(metrics, cfg, todo, time.perf_counter() - t0)

@@ -125,6 +125,13 @@ def test_tiny_grid_resumes_and_recomputes_nothing(tiny_bert_dir, tmp_path, monke
     assert calls[-1] == "single,cr,npc,dygen"
     assert released == [1, 2, 3, 4]                  # once after each setting run, none for skipped ones
     assert len(grid.read_rows(out / "results.csv")) == 10
+    # a new setting asked for `single` only: alone, and cleanlab's row (it needs DyGen) is left for later
+    argv[argv.index("dygen,cr,npc,single")] = "single"
+    argv[argv.index("--seeds") + 1] = "2"
+    assert script.main(argv) == 0
+    assert calls[-1] == "single alone"
+    seed2 = [r["method"] for r in grid.read_rows(out / "results.csv") if r["seed"] == "2"]
+    assert seed2 == ["single"]
     md = (out / "results.md").read_text()
     assert "| dygen |" in md and "| cleanlab |" in md and (out / "grid_accuracy.png").stat().st_size > 1000
 
