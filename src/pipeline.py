@@ -25,8 +25,8 @@ from src.config import Config
 from src.data.prepare import MethodData, Oracle, effective_max_len, prepare_data
 from src.errors import UserError
 from src.evaluation import Evaluation, evaluate, methods_metrics
-from src.methods import (LabelCleaning, MethodInputs, MethodOutput, fit_rows, parse_methods, run_methods,
-                         single_config, single_output)
+from src.methods import (SINGLE_OVERRIDES, LabelCleaning, MethodInputs, MethodOutput, fit_rows, parse_methods,
+                         run_methods, single_config, single_output)
 from src.model.loading import load_tokenizer, resolve_model_dir
 from src.runtime import allocator, distributed
 from src.runtime.amp import amp_dtype, cpu_bf16_warning, set_cpu_bf16
@@ -78,9 +78,10 @@ def setup(cfg: Config) -> Runtime:
     return Runtime(device, threads, world, distributed.rank() == 0, model_dir, model_cfg, tokenizer)
 
 
-def step_data(cfg: Config, rt: Runtime) -> Tuple[Config, MethodData, Oracle]:
+def step_data(cfg: Config, rt: Runtime, stage1_cfg=lambda c: c) -> Tuple[Config, MethodData, Oracle]:
     """Load, split, corrupt, tokenise (rank 0 first under torchrun; the others read its cache);
-    then the checks that need the data. Returns the config with data-dependent defaults fitted."""
+    then the checks that need the data. Returns the config with data-dependent defaults fitted.
+    `stage1_cfg` maps it to the stage 1 that will run (the resource estimate is that one's)."""
     with preflight.user_errors(f"data step ({cfg.dataset})"):
         if not rt.rank0:
             distributed.barrier()
@@ -88,7 +89,7 @@ def step_data(cfg: Config, rt: Runtime) -> Tuple[Config, MethodData, Oracle]:
         if rt.rank0:
             distributed.barrier()
     cfg = fit_to_data(cfg, data)
-    check_resources(cfg, data, rt)
+    check_resources(stage1_cfg(cfg), data, rt)
     prec = amp_dtype(rt.device)
     log.info("%s: %d classes; %d train / %d validation / %d test; max_len %d; device %s (%s); %d thread(s); "
              "malloc %s%s", cfg.dataset, data.num_classes, data.n_train, data.n_val, len(data.test_idx),
@@ -252,12 +253,15 @@ def run_single_only(cfg: Config) -> dict:
     if rt.world > 1:
         raise UserError("--variants single needs its own stage 1: run it without torchrun")
     with timed(timings, "data"):
-        cfg, data, oracle = step_data(cfg, rt)
+        cfg, data, oracle = step_data(cfg, rt, stage1_cfg=single_config)
     with timed(timings, "methods"):
         s1 = run_stage1(single_config(cfg), data, rt.tokenizer, rt.model_dir, rt.device)[0]
         out = single_output(s1, data.test_idx, data.n_trval)
     out.seconds = timings["methods"]
     metrics = methods_metrics(data, oracle, {"single": out})
+    # config.json holds the configuration asked for; the stage 1 that ran is single's
+    metrics["stage1_overrides"] = dict(SINGLE_OVERRIDES)
+    metrics["stage1_hash"] = stage1_cache.stage1_dir(single_config(cfg)).name
     run_dir = new_run_dir(cfg, data)
     metrics["run_dir"] = str(run_dir)
     outputs.atomic_save_npz(run_dir / "test_predictions.npz", test_labels=oracle.test_gold, single_probs=out.test_probs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -72,9 +73,12 @@ def test_same_seed_same_outputs_other_seed_other_outputs(tiny_bert_dir, tmp_path
     assert not np.array_equal(p1["dygen_probs"], p3["dygen_probs"])
 
 
-def test_single_alone_trains_no_ensemble_and_scores_as_the_full_run(tiny_bert_dir, tmp_path):
+def test_single_alone_trains_no_ensemble_and_scores_as_the_full_run(tiny_bert_dir, tmp_path, caplog):
     full, p_full, _ = _run(tiny_args(tiny_bert_dir, tmp_path / "full", "--variants", "single"))
-    alone = pipeline.run_single_only(config_from_args(tiny_args(tiny_bert_dir, tmp_path / "alone")))
+    with caplog.at_level(logging.INFO, logger="dygen"):
+        alone = pipeline.run_single_only(config_from_args(tiny_args(tiny_bert_dir, tmp_path / "alone")))
+    (res,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("resources:")]
+    assert "(M=1 x" in res                           # the estimate is of the one model that trains
     assert list(alone["methods"]) == ["single"]
     drop = lambda m: {k: v for k, v in m.items() if k != "seconds"}
     assert drop(alone["methods"]["single"]) == drop(full["methods"]["single"])     # accuracy, ECE, labels, epochs
@@ -88,6 +92,7 @@ def test_single_alone_trains_no_ensemble_and_scores_as_the_full_run(tiny_bert_di
     assert len(list((tmp_path / "full" / "cache" / "stage1").iterdir())) == 2
     (only,) = list((tmp_path / "alone" / "cache" / "stage1").iterdir())
     assert (tmp_path / "full" / "cache" / "stage1" / only.name).is_dir()           # the same (single's) cache
+    assert alone["stage1_hash"] == only.name and alone["stage1_overrides"]["n_model"] == 1
 
 
 # ---- the oracle never reaches a method ----------------------------------------------------
