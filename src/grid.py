@@ -222,9 +222,16 @@ def _fmt(ms: Optional[Tuple[float, float, int]], bold: bool = False, pct: bool =
     return f"{txt} ({n})"
 
 
+def signed_points(x: float) -> str:
+    """A difference of two accuracies in points, signed; a second decimal where one decimal
+    would print "-0.0"/"+0.0" for a difference that is not zero (the sign must stay readable)."""
+    pp = 100 * x
+    return f"{pp:+.2f}" if pp != 0 and round(pp, 1) == 0 else f"{pp:+.1f}"
+
+
 def _diff(t: dict) -> str:
     """A paired difference in points: mean ± std over seeds (the mean alone for one seed)."""
-    return f"{100 * t['mean_diff']:+.1f}" + (f" ± {100 * t['std_diff']:.1f}" if t["n"] > 1 else "")
+    return signed_points(t["mean_diff"]) + (f" ± {100 * t['std_diff']:.1f}" if t["n"] > 1 else "")
 
 
 def table(rows: Sequence[dict], metric: str, methods: Sequence[str], *, higher_better: bool = True,

@@ -82,7 +82,7 @@ def verdict(rows: Sequence[dict], ref: str = "dygen", rivals: Sequence[str] = gr
         best = max(have, key=lambda m: agg[(nt, r, m)][0])
         wins += agg[(nt, r, ref)][0] >= agg[(nt, r, best)][0]
         t = grid.paired(ps[(nt, r, ref)], ps[(nt, r, best)])
-        parts.append(f"{_label(nt, r)}: {100 * t['mean_diff']:+.1f} against {best} "
+        parts.append(f"{_label(nt, r)}: {grid.signed_points(t['mean_diff'])} against {best} "
                      f"({t['wins']}/{t['ties']}/{t['losses']} over {t['n']} seed{'s' if t['n'] != 1 else ''})")
     if not n:
         return f"No noise setting of the grid{where} has finished yet."

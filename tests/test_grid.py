@@ -52,6 +52,9 @@ def test_paired_comparison_against_the_closed_form_t_test():
     p_df2 = 1 - abs(tstat) / math.sqrt(2 + tstat ** 2)        # two-sided p of Student's t with 2 df
     assert t["n"] == 3 and t["mean_diff"] == pytest.approx(0.04) and t["p"] == pytest.approx(p_df2)
     assert (t["wins"], t["ties"], t["losses"]) == (2, 0, 1)
+    # a difference that one decimal would print as "-0.0" keeps its sign and size
+    assert [grid.signed_points(x) for x in (-0.0004, 0.0003, 0.0, -0.012, 0.00051)] == \
+        ["-0.04", "+0.03", "+0.0", "-1.2", "+0.1"]
     assert not grid.beats_outside_spread((0.6, 0.1, 3), (0.56, 0.017, 3))
     assert grid.beats_outside_spread((0.6, 0.01, 3), (0.42, 0.02, 3))
     sig = grid.significance_table(rows, "test_acc", "dygen", ["single", "cr"])
