@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -78,7 +78,8 @@ def setup(cfg: Config) -> Runtime:
     return Runtime(device, threads, world, distributed.rank() == 0, model_dir, model_cfg, tokenizer)
 
 
-def step_data(cfg: Config, rt: Runtime, stage1_cfg=lambda c: c) -> Tuple[Config, MethodData, Oracle]:
+def step_data(cfg: Config, rt: Runtime,
+              stage1_cfg: Callable[[Config], Config] = lambda c: c) -> Tuple[Config, MethodData, Oracle]:
     """Load, split, corrupt, tokenise (rank 0 first under torchrun; the others read its cache);
     then the checks that need the data. Returns the config with data-dependent defaults fitted.
     `stage1_cfg` maps it to the stage 1 that will run (the resource estimate is that one's)."""
