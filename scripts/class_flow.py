@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import glob
 import sys
 from collections import Counter
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def class_flow(rows, label: str) -> dict:
@@ -35,7 +37,8 @@ def main(argv=None) -> int:
     p.add_argument("runs", help="glob of run folders (quote it)")
     p.add_argument("--label", required=True, help="the class name, as in corrected_labels.csv")
     args = p.parse_args(argv)
-    runs = sorted(d for d in glob.glob(args.runs) if (Path(d) / "corrected_labels.csv").exists())
+    from src.outputs import run_folders
+    runs = run_folders(args.runs, "corrected_labels.csv")
     if not runs:
         print(f"class_flow.py: error: no run folder with corrected_labels.csv matches {args.runs!r}", file=sys.stderr)
         return 2

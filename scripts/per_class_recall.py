@@ -12,7 +12,6 @@ folders (`single` alone in one), so a method's runs are those that hold it.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import sys
 from pathlib import Path
@@ -25,11 +24,12 @@ sys.path.insert(0, str(ROOT))
 
 def main(argv=None) -> int:
     from src.model.evaluate import per_class_recall
+    from src.outputs import run_folders
     p = argparse.ArgumentParser(prog="per_class_recall.py", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", help="glob of run folders (quote it)")
     p.add_argument("--methods", nargs="+", default=["cr", "npc", "dygen"])
     args = p.parse_args(argv)
-    runs = sorted(d for d in glob.glob(args.runs) if (Path(d) / "test_predictions.npz").exists())
+    runs = run_folders(args.runs, "test_predictions.npz")
     if not runs:
         print(f"per_class_recall.py: error: no run folder with test_predictions.npz matches {args.runs!r}",
               file=sys.stderr)

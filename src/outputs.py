@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
 import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -91,6 +92,12 @@ def new_run_dir(output_dir: Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise RuntimeError("could not create a run folder")
+
+
+def run_folders(pattern: str, needs: str) -> List[str]:
+    """The run folders matching a glob that hold the file `needs`, sorted (so oldest first:
+    folder names start with their time stamp). An unfinished run lacks its outputs and is skipped."""
+    return sorted(d for d in glob.glob(pattern) if (Path(d) / needs).is_file())
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> Path:

@@ -56,3 +56,16 @@ def test_class_flow_counts_a_hand_made_case(tmp_path, capsys):
     assert mod.main([str(tmp_path / "run-*"), "--label", "A"]) == 0
     assert "| run-1 | 4 (A 2, B 2) | 3 | 2 | 2 | B 2, A 1 | A 3 |" in capsys.readouterr().out
     assert mod.main([str(tmp_path / "none-*"), "--label", "A"]) == 2
+
+
+def test_run_folders_keeps_finished_runs_in_name_order(tmp_path):
+    from src.outputs import run_folders
+    for name, done in (("20260102-run", True), ("20260101-run", True), ("20260103-run", False)):
+        (tmp_path / name).mkdir()
+        if done:
+            (tmp_path / name / "metrics.json").write_text("{}")
+    (tmp_path / "20260104-run").write_text("a file, not a folder")
+    (tmp_path / "20260103-run" / "metrics.json").mkdir()   # a folder of that name is not the file
+    assert run_folders(str(tmp_path / "2026*-run"), "metrics.json") == [
+        str(tmp_path / "20260101-run"), str(tmp_path / "20260102-run")]
+    assert run_folders(str(tmp_path / "none-*"), "metrics.json") == []
